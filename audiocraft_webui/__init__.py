@@ -1,0 +1,41 @@
+"""audiocraft-webui: a local chat-style web UI for Meta's MusicGen with Demucs stems.
+
+Only the app factory lives here; importing the package starts nothing and imports no torch.
+"""
+from __future__ import annotations
+
+__version__ = "3.1.0"
+
+
+def create_app(overrides: dict | None = None, *, engine=None):
+    """Build the Flask app, its per-app SocketIO and services; the worker starts only if START_WORKER.
+
+    Args:
+        overrides: config values applied last (command line, tests).
+        engine: a ready engine to use instead of building one from the config (tests).
+    Returns:
+        The Flask app; ``app.extensions["socketio"]`` and ``app.extensions["audiocraft_webui"]`` hold the rest.
+    """
+    from flask import Flask
+    from flask_socketio import SocketIO
+
+    from . import events, views
+    from .config import DEFAULTS, REPO_ROOT
+    from .security import RequestGuard
+    from .services import EXTENSION_KEY, build_services
+
+    app = Flask(__name__, static_folder=str(REPO_ROOT / "static"), template_folder=str(REPO_ROOT / "templates"))
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("AUDIOCRAFT_WEBUI")
+    app.config.from_mapping(overrides or {})
+
+    # Same-origin only (never "*"); the RequestGuard below also pins Host and Origin for the handshake.
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=[], max_http_buffer_size=1_000_000)
+    services = build_services(app.config, socketio, engine)
+    app.extensions[EXTENSION_KEY] = services
+    app.register_blueprint(views.bp)
+    events.register(socketio, services)
+    app.wsgi_app = RequestGuard(app.wsgi_app, lambda: app.config["ALLOWED_HOSTS"])
+    if app.config["START_WORKER"]:
+        services.worker.start()
+    return app

@@ -1,0 +1,35 @@
+"""Configuration: defaults, then ``AUDIOCRAFT_WEBUI_*`` environment variables, then command-line or test overrides."""
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS: dict[str, object] = {
+    # Network: loopback only unless --listen; extra Host names allowed with --allowed-host.
+    "HOST": "127.0.0.1",
+    "PORT": 5000,
+    "ALLOWED_HOSTS": [],
+    "AUTH_TOKEN": None,
+    # Where tracks, stems, uploads and settings live (static/audio, static/stems, settings/ ...).
+    "DATA_DIR": str(REPO_ROOT),
+    # Engine: device auto = cuda, then mps, then cpu; 0 threads = torch's default.
+    "ENGINE": "audiocraft",
+    "DEVICE": "auto",
+    "TORCH_THREADS": 0,
+    "UNLOAD_AFTER_GEN": False,
+    "CUSTOM_MODELS": [],
+    "DEMUCS_MODEL": "htdemucs",
+    # Limits.
+    "QUEUE_MAX": 32,
+    "MAX_CONTENT_LENGTH": 200 * 1024 * 1024,
+    "MAX_FORM_MEMORY_SIZE": 500_000,
+    "MAX_FORM_PARTS": 100,
+    # Start the worker thread inside create_app (webui.py and live tests do; unit tests drive it by hand).
+    "START_WORKER": False,
+}
+
+
+def data_dir(config: dict) -> Path:
+    """The folder holding static/audio, static/stems, static/uploads, settings and quarantine."""
+    return Path(str(config["DATA_DIR"])).resolve()

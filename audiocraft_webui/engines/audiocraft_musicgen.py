@@ -1,0 +1,280 @@
+"""MusicGen through audiocraft 1.3.0: lazy model loading, seeded generation, correct long-form progress.
+
+torch and audiocraft are imported on first use only, so starting the web server stays instant.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import re
+
+import numpy as np
+
+from .. import compat
+from ..models import ModelInfo
+from .base import EngineError, GenerationOutput, GenerationSpec, ModelLoadError, PhaseCallback, StepCallback
+
+log = logging.getLogger(__name__)
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+#: Extra decoding steps per window beyond one per frame (the delay pattern's last codebook lag + 1).
+DELAY_STEPS = 4
+
+
+def pick_device(requested: str = "auto") -> str:
+    """Choose cuda, then mps, then cpu; an explicit request is checked against what torch can use."""
+    import torch
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {requested!r} was requested but torch sees no CUDA GPU "
+                             f"(torch {torch.__version__}); use --device cpu or install a CUDA build of torch")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError("device 'mps' was requested but this machine has no Apple GPU support in torch")
+    return requested
+
+
+def plan_windows(total_frames: int, max_frames: int, stride_frames: int, prompt_frames: int) -> list[int]:
+    """Predict the new frames generated in each window, mirroring MusicGen's long-form loop."""
+    if total_frames <= max_frames:
+        return [max(total_frames - prompt_frames, 1)]
+    windows, offset, prompt_len = [], 0, prompt_frames
+    while offset + prompt_len < total_frames:
+        chunk = min(total_frames - offset, max_frames)
+        windows.append(max(chunk - prompt_len, 1))
+        prompt_len = chunk - stride_frames
+        offset += stride_frames
+    return windows
+
+
+class WindowProgress:
+    """Turn audiocraft's per-window callback into one monotonic fraction over the whole job.
+
+    audiocraft calls back ``(generated + window_offset, steps_in_this_window)`` (issue #244), so its
+    own ratio climbs past 1.0 after the first window. Each call is exactly one decoding step and a
+    window ends after ``steps_in_this_window`` calls, so counting calls against the planned total of
+    all windows gives the true fraction; the plan is corrected with the real count of each window.
+    """
+
+    def __init__(self, planned_steps: list[int], on_step: StepCallback) -> None:
+        self._planned = planned_steps
+        self._on_step = on_step
+        self._window = 0
+        self._done_before = 0
+        self._in_window = 0
+        self._window_total = planned_steps[0]
+        self._best = 0.0
+
+    def __call__(self, _generated: int, steps_in_window: int) -> None:
+        """Record one decoding step (signature of audiocraft's progress callback)."""
+        if self._in_window >= self._window_total:
+            self._done_before += self._window_total
+            self._window += 1
+            self._in_window = 0
+        self._in_window += 1
+        self._window_total = steps_in_window
+        remaining = sum(self._planned[self._window + 1:])
+        fraction = (self._done_before + self._in_window) / (self._done_before + self._window_total + remaining)
+        self._best = min(max(self._best, fraction), 1.0)
+        self._on_step(self._best)
+
+
+def describe_load_error(model: ModelInfo, exc: BaseException) -> str:
+    """Explain a failed load in words a musician can act on, naming the model."""
+    text = f"{type(exc).__name__}: {exc}"
+    offline_markers = ("LocalEntryNotFound", "offline", "Offline", "ConnectionError", "Max retries",
+                       "Temporary failure in name resolution", "cannot find the requested files")
+    if any(marker in text for marker in offline_markers):
+        return (f"Could not load model '{model.source}': its weights are not in the local model cache and the "
+                f"Hugging Face hub cannot be reached. Connect to the internet once so the weights can download, "
+                f"or choose a model you have used before.")
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return f"Not enough memory to load model '{model.source}'; choose a smaller model or close other programs."
+    return f"Could not load model '{model.source}': {text}"
+
+
+class AudiocraftEngine:
+    """audiocraft's MusicGen (and Multi-Band Diffusion), one model in memory at a time."""
+
+    def __init__(self, device: str = "auto", threads: int = 0) -> None:
+        if not DEVICE_PATTERN.match(device):
+            raise ValueError(f"unknown device {device!r}: use auto, cpu, mps, cuda or cuda:N")
+        self._requested_device = device
+        self._threads = threads
+        self._device: str | None = None
+        self._model = None
+        self._model_key: str | None = None
+        self._mbd = None
+
+    @property
+    def loaded_model(self) -> str | None:
+        """Key of the model held in memory, if any."""
+        return self._model_key
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of the loaded model's audio (32 kHz for every MusicGen)."""
+        return int(self._loaded().sample_rate)
+
+    @property
+    def frame_rate(self) -> int:
+        """Codec frames per second of the loaded model (50 for every MusicGen)."""
+        return int(self._loaded().frame_rate)
+
+    @property
+    def device(self) -> str:
+        """The torch device in use, chosen on first use."""
+        if self._device is None:
+            self._device = pick_device(self._requested_device)
+        return self._device
+
+    def prepare_thread(self) -> None:
+        """Set torch's intra-op thread count in the worker thread (torch's default is slow off the main thread)."""
+        import torch
+
+        if self._threads > 0:
+            torch.set_num_threads(self._threads)
+
+    def ensure_loaded(self, model: ModelInfo, on_phase: PhaseCallback) -> None:
+        """Load ``model`` unless loaded; the previous model is freed first so two are never resident."""
+        if self._model_key == model.key and self._model is not None:
+            return
+        self.unload()
+        on_phase("loading_model")
+        compat.install()
+        from audiocraft.models import MusicGen
+
+        try:
+            with compat.checkpoint_globals():
+                self._model = MusicGen.get_pretrained(model.source, device=self.device)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # any loader failure becomes a clear message for this job only
+            self.unload()
+            raise ModelLoadError(describe_load_error(model, exc)) from exc
+        self._model_key = model.key
+        log.info("loaded %s on %s", model.source, self.device)
+
+    def generate(self, spec: GenerationSpec, on_step: StepCallback) -> GenerationOutput:
+        """Generate ``[C, T]`` float32 audio at 32 kHz for ``spec`` (seeded, so reproducible on CPU).
+
+        Raises:
+            EngineError: when the request does not fit the loaded model.
+        """
+        import torch
+
+        model = self._require(spec.model)
+        if spec.melody is not None and not spec.model.melody:
+            raise EngineError(f"model '{spec.model.key}' does not support an audio prompt")
+        use_top_p = spec.top_p > 0
+        model.set_generation_params(
+            use_sampling=True, top_k=0 if use_top_p else int(spec.top_k), top_p=spec.top_p if use_top_p else 0.0,
+            temperature=spec.temperature, duration=spec.duration, cfg_coef=spec.cfg_coef,
+            extend_stride=spec.extend_stride)
+        frame_rate = model.frame_rate
+        prompt_frames = 0
+        if spec.continuation is not None:
+            prompt_frames = math.ceil(spec.continuation.seconds * frame_rate)
+        windows = plan_windows(int(spec.duration * frame_rate), int(model.max_duration * frame_rate),
+                               int(spec.extend_stride * frame_rate), prompt_frames)
+        model.set_custom_progress_callback(WindowProgress([w + DELAY_STEPS for w in windows], on_step))
+        torch.manual_seed(spec.seed)
+        try:
+            result = self._run(model, spec)
+        finally:
+            model.set_custom_progress_callback(None)
+        audio, tokens = result if spec.return_tokens else (result, None)
+        hop = model.sample_rate / frame_rate
+        return GenerationOutput(audio=audio[0].detach().float().cpu().numpy(), sample_rate=model.sample_rate,
+                                tokens=tokens, prompt_samples=int(round(prompt_frames * hop)))
+
+    def _run(self, model, spec: GenerationSpec):
+        """Call the right audiocraft entry point for text, melody or continuation."""
+        import torch
+
+        def tensor(samples: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).to(self.device)
+
+        if spec.continuation is not None:
+            clip = spec.continuation
+            return model.generate_continuation(tensor(clip.samples)[None], clip.sample_rate, [spec.prompt],
+                                               progress=True, return_tokens=spec.return_tokens)
+        if spec.melody is not None:
+            clip = spec.melody
+            return model.generate_with_chroma([spec.prompt], tensor(clip.samples)[None], clip.sample_rate,
+                                              progress=True, return_tokens=spec.return_tokens)
+        return model.generate([spec.prompt], progress=True, return_tokens=spec.return_tokens)
+
+    def decode_mbd(self, output: GenerationOutput, on_step: StepCallback) -> np.ndarray:
+        """Decode tokens with Multi-Band Diffusion (cached), stereo codes split into left and right.
+
+        Returns:
+            float32 ``[C, T]`` at the model's sample rate, the same shape as the EnCodec decode.
+        """
+        import torch
+
+        if output.tokens is None:
+            raise EngineError("Multi-Band Diffusion needs the generated tokens")
+        mbd = self._load_mbd()
+        tokens = output.tokens
+        compression = self._model.compression_model if self._model is not None else None
+        stereo = compression is not None and hasattr(compression, "get_left_right_codes")
+        on_step(0.0)
+        with torch.no_grad():
+            if stereo:
+                left, right = compression.get_left_right_codes(tokens)
+                wav = mbd.tokens_to_wav(torch.cat([left, right], dim=0))
+                wav = torch.cat([wav[: len(left)], wav[len(left):]], dim=1)
+            else:
+                wav = mbd.tokens_to_wav(tokens)
+        on_step(1.0)
+        return wav[0].detach().float().cpu().numpy()
+
+    def _load_mbd(self):
+        """Load Multi-Band Diffusion once and keep it for later jobs."""
+        if self._mbd is None:
+            from audiocraft.models import MultiBandDiffusion
+
+            try:
+                with compat.checkpoint_globals():
+                    self._mbd = MultiBandDiffusion.get_mbd_musicgen(device=self.device)
+            except Exception as exc:
+                raise ModelLoadError(describe_load_error(
+                    ModelInfo("mbd", "facebook/multiband-diffusion", "small", False, False), exc)) from exc
+        return self._mbd
+
+    def _loaded(self):
+        """The model in memory; an error when none is loaded."""
+        if self._model is None:
+            raise EngineError("no model is loaded")
+        return self._model
+
+    def _require(self, model: ModelInfo):
+        """Return the loaded model, refusing to run a different one than requested (D5)."""
+        if self._model_key != model.key:
+            raise EngineError(f"model '{model.key}' is not loaded")
+        return self._loaded()
+
+    def unload(self) -> None:
+        """Drop the MusicGen model and MBD and return their memory to the system."""
+        self._model = None
+        self._model_key = None
+        self._mbd = None
+        self.free_memory()
+
+    def free_memory(self) -> None:
+        """Collect garbage and empty the accelerator caches (after a failure or an unload)."""
+        gc.collect()
+        if self._device is None:
+            return
+        import torch
+
+        if self._device.startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        elif self._device == "mps":
+            torch.mps.empty_cache()

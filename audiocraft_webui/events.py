@@ -1,0 +1,97 @@
+"""Socket.IO handlers: validate, enqueue, answer with an ack; the worker sends everything after that."""
+from __future__ import annotations
+
+import logging
+
+from flask import request
+from flask_socketio import SocketIO, emit
+
+from . import protocol
+from .jobs import QueueFull
+from .protocol import GenerationRequest, RequestError
+from .security import check_request
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+
+def _refuse(event: str, error: dict) -> dict:
+    """Tell the requesting tab why its request was refused (event and ack carry the same error)."""
+    emit(protocol.REQUEST_ERROR, {"event": event, "error": error})
+    return {"ok": False, "error": error}
+
+
+def register(socketio: SocketIO, services: Services) -> None:
+    """Attach every client -> server handler to ``socketio``."""
+
+    @socketio.on("connect")
+    def on_connect(auth: object = None) -> bool:
+        """Check Host/Origin again (defence in depth), then send the history and queue snapshot."""
+        headers = {key: request.headers.get(key) for key in ("host", "origin", "sec-fetch-site")}
+        reason = check_request("GET", "/socket.io/", headers, services.config["ALLOWED_HOSTS"])
+        if reason is not None:
+            log.warning("refused a Socket.IO connection: %s", reason)
+            return False
+        sid = request.sid  # type: ignore[attr-defined]
+        services.emit(protocol.AUDIO_JSON_PAIRS, [track.pair() for track in services.store.list_tracks()], to=sid)
+        services.emit(protocol.QUEUE_STATE, services.queue.snapshot(), to=sid)
+        return True
+
+    @socketio.on(protocol.SUBMIT_SLIDERS)
+    def on_submit(payload: object = None) -> dict:
+        """Validate a generation request and queue it; the ack says the job id, seed and queue position."""
+        try:
+            parsed = protocol.parse_generation_request(payload, services.catalog)
+            for upload_id in (parsed.audio_prompt, parsed.continuation):
+                if upload_id is not None and services.uploads.info(upload_id) is None:
+                    raise RequestError("upload", "the uploaded clip is gone; upload it again")
+        except RequestError as exc:
+            return _refuse(protocol.SUBMIT_SLIDERS, exc.as_json())
+        return _enqueue(parsed)
+
+    @socketio.on(protocol.RERUN)
+    def on_rerun(payload: object = None) -> dict:
+        """Queue a track's stored request again (same seed when one was fixed, D19)."""
+        name = payload.get("name") if isinstance(payload, dict) else None
+        track = services.store.get(name)
+        stored = track.meta.get("request") if track else None
+        if not isinstance(stored, dict):
+            return _refuse(protocol.RERUN, {"type": "not_found", "field": "name",
+                                            "message": "this track has no stored request to rerun"})
+        try:
+            parsed = GenerationRequest.from_json(stored)
+        except TypeError:
+            return _refuse(protocol.RERUN, {"type": "invalid_request", "field": "name",
+                                            "message": "the stored request of this track cannot be read"})
+        return _enqueue(parsed)
+
+    @socketio.on(protocol.CANCEL_JOB)
+    def on_cancel(payload: object = None) -> dict:
+        """Cancel a running job (at its next step) or remove a queued one."""
+        job_id = payload.get("job_id") if isinstance(payload, dict) else None
+        if not isinstance(job_id, str):
+            return _refuse(protocol.CANCEL_JOB, {"type": "invalid_request", "field": "job_id",
+                                                 "message": "job_id is missing"})
+        outcome = services.queue.cancel(job_id)
+        if outcome == "unknown":
+            return _refuse(protocol.CANCEL_JOB, {"type": "not_found", "field": "job_id",
+                                                 "message": "no such job in the queue"})
+        if outcome == "removed":
+            job = services.queue.get(job_id)
+            services.emit(protocol.ON_FINISH_AUDIO if job and job.kind == "generate" else protocol.POSTPROCESS_DONE, {
+                "job_id": job_id, "state": "cancelled", "label": job.label if job else "",
+                "error": {"type": "cancelled", "message": "removed from the queue"}})
+        return {"ok": True, "job_id": job_id, "outcome": outcome}
+
+    def _enqueue(parsed: GenerationRequest) -> dict:
+        """Queue a validated request and announce it."""
+        sid = request.sid  # type: ignore[attr-defined]
+        try:
+            job, position = services.submit_generation(parsed, sid)
+        except QueueFull as exc:
+            return _refuse(protocol.SUBMIT_SLIDERS, {"type": "queue_full", "field": None, "message": str(exc)})
+        if parsed.seed == protocol.AUTO_SEED:
+            services.emit(protocol.UPDATE_SEED, {"job_id": job.id, "seed": job.payload["seed"]}, to=sid)
+        services.emit(protocol.ADD_TO_QUEUE, {"job_id": job.id, "prompt": parsed.prompt, "position": position})
+        return {"ok": True, "job_id": job.id, "seed": job.payload["seed"], "position": position,
+                "clamped": parsed.clamped, "auto_tune": job.payload["auto_tune"]}

@@ -1,0 +1,79 @@
+"""Atomic file writes: files are the database, so every write is temp file + fsync + rename.
+
+A reader (or a restart after a crash) sees either the old file or the new one, never half of one.
+Temporary files start with ``.tmp-`` in the destination folder, so the startup sweep can find them.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename durable (a no-op where directories cannot be opened, e.g. Windows)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def temp_file(folder: Path, suffix: str = "") -> Iterator[tuple[IO[bytes], Path]]:
+    """Open a new ``.tmp-*`` file in ``folder``; it is removed if the block raises."""
+    fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=folder)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle, path
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def write_temp(folder: Path, writer: Callable[[IO[bytes]], None], suffix: str = "") -> Path:
+    """Write a complete temp file with ``writer`` and return its path (not yet renamed)."""
+    with temp_file(folder, suffix) as (handle, path):
+        writer(handle)
+    return path
+
+
+def atomic_write_bytes(path: Path, writer: Callable[[IO[bytes]], None]) -> None:
+    """Replace ``path`` atomically with what ``writer`` writes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = write_temp(path.parent, writer, path.suffix)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def json_bytes(data: object) -> bytes:
+    """Encode JSON the way every file of the app is written (UTF-8, readable Cyrillic)."""
+    return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def atomic_write_json(path: Path, data: object) -> None:
+    """Replace a JSON file atomically."""
+    payload = json_bytes(data)
+    atomic_write_bytes(path, lambda handle: handle.write(payload))
+
+
+def read_json(path: Path) -> object | None:
+    """Read a JSON file; None when it is missing or not valid JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,86 @@
+"""The app's service objects (queue, worker, engine, storage ...), built once per app and kept in ``app.extensions``."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from flask_socketio import SocketIO
+
+from . import protocol
+from .config import data_dir
+from .engines import MusicEngine, create_engine
+from .generation import GenerationRunner, prepare
+from .jobs import Job, JobQueue
+from .models import ModelCatalog
+from .protocol import GenerationRequest
+from .storage import RecoveryReport, TrackStore
+from .uploads import UploadStore
+from .worker import JobKind, Worker
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "audiocraft_webui"
+
+
+class Emitter:
+    """Serialise emits from the worker and request threads (python-socketio's emit is not thread-safe)."""
+
+    def __init__(self, socketio: SocketIO) -> None:
+        self._socketio = socketio
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, payload: object, to: str | None = None) -> None:
+        """Send an event to one client (``to`` = its sid) or to every client."""
+        with self._lock:
+            self._socketio.emit(event, payload, to=to)
+
+
+@dataclass
+class Services:
+    """Everything a request handler or the worker needs; nothing lives in module globals."""
+
+    config: dict
+    catalog: ModelCatalog
+    store: TrackStore
+    uploads: UploadStore
+    queue: JobQueue
+    engine: MusicEngine
+    emit: Emitter
+    worker: Worker = field(init=False)
+    generation: GenerationRunner = field(init=False)
+    recovery: RecoveryReport = field(default_factory=RecoveryReport)
+    interrupted: list[Job] = field(default_factory=list)
+
+    def submit_generation(self, request: GenerationRequest, sid: str | None) -> tuple[Job, int]:
+        """Resolve seed and auto-tune, remember the request as the last run, and queue the job."""
+        payload = prepare(request, self.catalog)
+        self.store.save_last_run({"model": request.model, "prompt": request.prompt,
+                                  "request": request.as_json(), "last_seed": payload["seed"]})
+        job = Job(kind="generate", payload=payload, label=request.prompt, sid=sid)
+        return job, self.queue.submit(job)
+
+    def broadcast_queue(self) -> None:
+        """Send the queue snapshot to every tab (so a second tab sees the same state)."""
+        self.emit(protocol.QUEUE_STATE, self.queue.snapshot())
+
+
+def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None = None) -> Services:
+    """Create storage, queue, engine and worker for one app, and run the startup recovery sweep."""
+    root = data_dir(config)
+    store = TrackStore(root)
+    uploads = UploadStore(root / "static" / "uploads")
+    recovery = store.recover(extra_folders=(uploads.folder,))
+    emit = Emitter(socketio)
+    queue = JobQueue(int(config["QUEUE_MAX"]), store.settings_dir / "jobs.json")
+    engine = engine or create_engine(str(config["ENGINE"]), device=str(config["DEVICE"]),
+                                     threads=int(config["TORCH_THREADS"]))
+    services = Services(config=config, catalog=ModelCatalog(list(config["CUSTOM_MODELS"])), store=store,
+                        uploads=uploads, queue=queue, engine=engine, emit=emit, recovery=recovery)
+    services.generation = GenerationRunner(engine, services.catalog, store, uploads, emit,
+                                           unload_after=bool(config["UNLOAD_AFTER_GEN"]))
+    services.worker = Worker(queue, {"generate": JobKind(services.generation.run, protocol.ON_FINISH_AUDIO)}, emit,
+                             prepare_thread=engine.prepare_thread, free_memory=engine.free_memory)
+    services.interrupted = queue.restore()
+    queue.set_listener(services.broadcast_queue)
+    return services

@@ -1,0 +1,168 @@
+"""HTTP routes: the page, uploads, track files, the track list, delete and clear-all."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
+from werkzeug.exceptions import HTTPException
+
+from . import __version__, protocol
+from .services import EXTENSION_KEY, Services
+from .storage import UnsafeName, safe_child
+from .uploads import UploadError
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webui", __name__)
+
+AUDIO_MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
+
+
+def services() -> Services:
+    """The current app's services."""
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def boot_config() -> dict:
+    """Everything the page needs at start: models, ranges, formats, last run; passed as a JSON block."""
+    svc = services()
+    return {
+        "version": __version__,
+        "models": svc.catalog.public(),
+        "ranges": protocol.boot_ranges(),
+        "formats": list(protocol.FORMATS),
+        "sample_rates": [str(rate) for rate in protocol.SAMPLE_RATES],
+        "stem_targets": list(protocol.STEM_TARGETS),
+        "last_run": svc.store.load_last_run(),
+        "recovery": svc.recovery.as_json(),
+        "interrupted": [job.public() for job in svc.interrupted],
+    }
+
+
+@bp.get("/")
+def index() -> str:
+    """Render the single page, pre-filled from the last run."""
+    return render_template("index.html", boot=boot_config())
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Serve the icon (browsers ask for this path whatever the page says)."""
+    return send_file(current_app.static_folder + "/favicon.svg", mimetype="image/svg+xml")
+
+
+def _upload(field: str, purpose: str) -> tuple[Response, int]:
+    """Accept one uploaded audio file into the uploads store."""
+    storage = request.files.get(field)
+    if storage is None:
+        return jsonify({"ok": False, "error": f"no file in the '{field}' field"}), 400
+    try:
+        info = services().uploads.save(storage.stream, storage.filename or "", purpose)
+    except UploadError as exc:
+        return jsonify({"ok": False, "error": exc.message}), exc.status
+    return jsonify({"ok": True, **info.public()}), 200
+
+
+@bp.post("/upload_melody")
+def upload_melody() -> tuple[Response, int]:
+    """Upload an audio prompt for a melody model (field ``melody``)."""
+    return _upload("melody", "melody")
+
+
+@bp.post("/upload_continuation")
+def upload_continuation() -> tuple[Response, int]:
+    """Upload a clip for the model to continue (field ``continuation``)."""
+    return _upload("continuation", "continuation")
+
+
+@bp.get("/static/audio/<name>")
+def audio_file(name: str) -> Response:
+    """Serve a track's audio or JSON from the data folder (never a link, never outside it)."""
+    try:
+        path = safe_child(services().store.audio_dir, name)
+    except UnsafeName:
+        abort(404)
+    if path.suffix == ".json":
+        return send_file(path, mimetype="application/json", max_age=0)
+    if path.suffix not in AUDIO_MIME:
+        abort(404)
+    return send_file(path, mimetype=AUDIO_MIME[path.suffix], max_age=0, conditional=True)
+
+
+@bp.get("/static/uploads/<name>")
+def upload_file(name: str) -> Response:
+    """Serve an uploaded clip for the preview player (audio types only)."""
+    svc = services()
+    try:
+        path = svc.uploads.path(name)
+    except UnsafeName:
+        abort(404)
+    return send_file(path, mimetype=AUDIO_MIME.get(path.suffix, "application/octet-stream"), conditional=True)
+
+
+@bp.get("/api/tracks")
+def tracks() -> Response:
+    """List committed tracks, newest first."""
+    return jsonify([track.public() for track in services().store.list_tracks()])
+
+
+@bp.get("/api/last_run")
+def last_run() -> Response:
+    """The last submitted request (for the "restore last run" button)."""
+    return jsonify(services().store.load_last_run() or {})
+
+
+def _track_name(payload: object) -> object:
+    """Read a track name from ``{name}`` or the original app's ``{wav: "static/audio/<file>"}``."""
+    if not isinstance(payload, dict):
+        return None
+    if isinstance(payload.get("name"), str):
+        return payload["name"]
+    wav = payload.get("wav")
+    if isinstance(wav, str) and wav.startswith("static/audio/") and wav.count("/") == 2:
+        return wav.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return None
+
+
+@bp.post("/delete_audio")
+def delete_audio() -> tuple[Response, int]:
+    """Delete one track with its JSON and stems; the answer lists what was removed."""
+    svc = services()
+    try:
+        deleted = svc.store.delete(_track_name(request.get_json(silent=True)))
+    except UnsafeName:
+        return jsonify({"success": False, "error": "no such track"}), 404
+    svc.emit(protocol.TRACKS_CHANGED, {"deleted": deleted})
+    return jsonify({"success": True, "deleted": deleted}), 200
+
+
+@bp.post("/delete_all_audio")
+def delete_all_audio() -> tuple[Response, int]:
+    """Remove every track, stems folder and upload (the UI asks for confirmation first)."""
+    svc = services()
+    deleted = svc.store.clear_all(extra_folders=(svc.uploads.folder,))
+    svc.emit(protocol.TRACKS_CHANGED, {"cleared": True, "deleted": deleted})
+    return jsonify({"success": True, "deleted": deleted, "errors": []}), 200
+
+
+@bp.after_app_request
+def security_headers(response: Response) -> Response:
+    """Forbid MIME sniffing and framing, keep the referrer local, and allow only our own resources."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
+        "style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'")
+    return response
+
+
+@bp.app_errorhandler(HTTPException)
+def http_error(exc: HTTPException) -> tuple[Response, int]:
+    """Answer errors as JSON with a readable message (413 says what the limit is)."""
+    message = exc.description or exc.name
+    if exc.code == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+        message = f"the upload is too large (limit {limit // (1024 * 1024)} MB)"
+    return jsonify({"success": False, "ok": False, "error": message}), exc.code or 500

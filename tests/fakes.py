@@ -1,0 +1,69 @@
+"""A numpy fake engine for worker and queue unit tests: fast, with knobs for delays, errors and OOM.
+
+It never stands in for the product: protocol, end-to-end and browser tests use the real engine.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from audiocraft_webui.engines import GenerationOutput, GenerationSpec
+from audiocraft_webui.models import ModelInfo
+
+
+class FakeOutOfMemoryError(RuntimeError):
+    """Stands in for torch.cuda.OutOfMemoryError (same class name, same message)."""
+
+
+FakeOutOfMemoryError.__name__ = "OutOfMemoryError"
+
+
+class FakeEngine:
+    """Sine-wave "generation" with one callback per 20 ms frame, like MusicGen's token steps."""
+
+    sample_rate = 32000
+    frame_rate = 50
+
+    def __init__(self, step_delay: float = 0.0) -> None:
+        self.step_delay = step_delay
+        self.loaded_model: str | None = None
+        self.fail_with: BaseException | None = None
+        self.freed = 0
+        self.loads: list[str] = []
+
+    def prepare_thread(self) -> None:
+        """Nothing to prepare."""
+
+    def ensure_loaded(self, model: ModelInfo, on_phase) -> None:
+        """Pretend to load."""
+        if self.loaded_model != model.key:
+            on_phase("loading_model")
+            self.loads.append(model.key)
+            self.loaded_model = model.key
+
+    def generate(self, spec: GenerationSpec, on_step) -> GenerationOutput:
+        """Step through the frames (raising an injected failure half-way), then return a sine."""
+        steps = int(spec.duration * self.frame_rate)
+        for step in range(steps):
+            if self.fail_with is not None and step == steps // 2:
+                error, self.fail_with = self.fail_with, None
+                raise error
+            if self.step_delay:
+                time.sleep(self.step_delay)
+            on_step((step + 1) / steps)
+        t = np.arange(int(spec.duration * self.sample_rate)) / self.sample_rate
+        audio = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+        return GenerationOutput(audio=audio, sample_rate=self.sample_rate)
+
+    def decode_mbd(self, output: GenerationOutput, on_step) -> np.ndarray:
+        """Return the same audio."""
+        return output.audio
+
+    def unload(self) -> None:
+        """Forget the model."""
+        self.loaded_model = None
+
+    def free_memory(self) -> None:
+        """Count frees."""
+        self.freed += 1

@@ -19,7 +19,6 @@ from fractions import Fraction
 from typing import BinaryIO
 
 import numpy as np
-import scipy.signal
 import soundfile as sf
 import soxr
 
@@ -251,6 +250,8 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
     """
     if audio.size == 0:
         return -math.inf
+    import scipy.signal  # imported here: it costs over a second and the server must start instantly
+
     weighted = scipy.signal.sosfilt(k_weighting_sos(sample_rate), audio.astype(np.float64), axis=-1)
     frames = weighted.shape[-1]
     block = round(_BLOCK_SECONDS * sample_rate)

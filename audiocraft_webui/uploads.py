@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 MAX_SECONDS = {"melody": 300.0, "continuation": 600.0, "demucs": 1200.0}
 MAX_CHANNELS = 8
 RATE_RANGE = (8000, 192000)
-EXTENSIONS = {"WAV": "wav", "FLAC": "flac", "MP3": "mp3", "OGG": "ogg"}
+EXTENSIONS = {"wav": "wav", "flac": "flac", "mp3": "mp3", "ogg": "ogg"}
 
 
 class UploadError(ValueError):

@@ -1,0 +1,77 @@
+"""The entry point: flags, loopback by default, no reloader or debugger, runs without a terminal."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import webui
+from audiocraft_webui import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_help_lists_every_flag():
+    result = subprocess.run([sys.executable, "webui.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0
+    for flag in ("--host", "--port", "--device", "--unload-after-gen", "--data-dir", "--custom-model"):
+        assert flag in result.stdout
+
+
+def test_defaults_bind_loopback_on_port_5000():
+    args = webui.parse_args([])
+    assert (args.host, args.port, args.device, args.unload_after_gen) == ("127.0.0.1", 5000, "auto", False)
+
+
+def test_main_never_enables_the_reloader_or_the_debugger(monkeypatch, tmp_path):
+    from flask_socketio import SocketIO
+
+    seen = {}
+    monkeypatch.setattr(SocketIO, "run", lambda self, app, **kwargs: seen.update(kwargs))
+    assert webui.main(["--port", "5123", "--data-dir", str(tmp_path), "--unload-after-gen", "--device", "cpu"]) == 0
+    assert seen == {"host": "127.0.0.1", "port": 5123, "debug": False, "use_reloader": False,
+                    "allow_unsafe_werkzeug": True}
+
+
+def test_the_factory_starts_nothing_and_imports_no_torch(tmp_path):
+    code = ("import sys; from audiocraft_webui import create_app; app = create_app({'DATA_DIR': %r}); "
+            "print('torch' in sys.modules, app.extensions['audiocraft_webui'].worker.alive)" % str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["False", "False"], result.stderr
+    assert create_app({"DATA_DIR": str(tmp_path), "TESTING": True}).config["TESTING"] is True
+
+
+def free_port() -> int:
+    """A port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_server_runs_without_a_terminal(tmp_path, tiny_hub):
+    port = free_port()
+    env = {**os.environ, "HF_HOME": str(tiny_hub), "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen([sys.executable, "webui.py", "--port", str(port), "--data-dir", str(tmp_path),
+                                "--device", "cpu"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+                    assert answer.status == 200 and b'id="boot"' in answer.read()
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"server did not start: {process.stdout.read().decode()}")
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -6,6 +6,7 @@ audiocraft, because those libraries read HF_HOME and the offline flags once, whe
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,12 +24,13 @@ compat.install()
 
 
 @pytest.fixture(scope="session")
-def tiny_hub() -> Path:
-    """Write tiny random-weight models in the real file formats into the session's HF_HOME."""
+def tiny_hub():
+    """Write tiny random-weight models in the real file formats into the session's HF_HOME (removed after)."""
     from audiocraft_webui.devtools import tinyhub
 
     tinyhub.build(TINY_HUB)
-    return TINY_HUB
+    yield TINY_HUB
+    shutil.rmtree(TINY_HUB, ignore_errors=True)
 
 
 @pytest.fixture

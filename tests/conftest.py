@@ -23,14 +23,18 @@ from audiocraft_webui import compat  # noqa: E402
 compat.install()
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the session's tiny hub (about 50 MB) so test runs leave nothing in the temp folder."""
+    shutil.rmtree(TINY_HUB, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def tiny_hub():
-    """Write tiny random-weight models in the real file formats into the session's HF_HOME (removed after)."""
+def tiny_hub() -> Path:
+    """Write tiny random-weight models in the real file formats into the session's HF_HOME."""
     from audiocraft_webui.devtools import tinyhub
 
     tinyhub.build(TINY_HUB)
-    yield TINY_HUB
-    shutil.rmtree(TINY_HUB, ignore_errors=True)
+    return TINY_HUB
 
 
 @pytest.fixture

@@ -1,0 +1,104 @@
+/**
+ * The prompt box: Enter / Ctrl+Enter submit (one listener, D29), Shift+Enter adds a line, an empty
+ * prompt is refused here, a dropped audio file becomes an upload, and Submit / Cancel follow the
+ * chat's double-submit guard (`composer:busy`).
+ * Emits `job:submit {text, payload}` and `composer:cancel`.
+ * @module composer
+ */
+import { emit, on } from "./bus.js";
+import { $ } from "./dom.js";
+import { translate } from "./i18n.js";
+import { getSettings } from "./settings.js";
+
+const AUDIO_FILE = /\.(wav|flac|mp3|ogg)$/i;
+
+/**
+ * Wire the prompt form.
+ * @param {ParentNode} root the page
+ * @returns {void}
+ */
+export function initComposer(root) {
+  const composer = {
+    form: $("[data-role=composer]", root),
+    prompt: $("[data-role=prompt]", root),
+    submit: $("[data-role=submit]", root),
+    cancel: $("[data-action=cancel-job]", root),
+    hint: $("[data-role=composer-hint]", root),
+    busy: false,
+  };
+  composer.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send(composer);
+  });
+  composer.cancel.addEventListener("click", () => emit("composer:cancel"));
+  composer.prompt.addEventListener("input", () => showHint(composer, "composer.hint"));
+  bindKeyboard(composer);
+  bindDrop(composer);
+  on("composer:busy", ({ busy }) => {
+    composer.busy = busy;
+    composer.submit.disabled = busy;
+    composer.cancel.hidden = !busy;
+    composer.form.dataset.busy = String(busy);
+  });
+  on("job:accepted", ({ rerun }) => {
+    if (!rerun) composer.prompt.value = "";
+  });
+  on("composer:set-prompt", ({ prompt }) => {
+    composer.prompt.value = prompt ?? "";
+    composer.prompt.focus();
+  });
+}
+
+function send(composer) {
+  if (composer.busy) return;
+  const prompt = composer.prompt.value.trim();
+  if (!prompt) {
+    showHint(composer, "composer.empty", "error");
+    composer.prompt.focus();
+    return;
+  }
+  showHint(composer, "composer.hint");
+  emit("job:submit", { text: prompt, payload: { ...getSettings(), prompt } });
+}
+
+/** Enter (without Shift) in the prompt, or Ctrl/Cmd+Enter anywhere but a dialog: one listener for both. */
+function bindKeyboard(composer) {
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.isComposing || event.target.closest?.("dialog")) return;
+    const withModifier = event.ctrlKey || event.metaKey;
+    const plainInPrompt = event.target === composer.prompt && !event.shiftKey && !event.altKey;
+    if (!withModifier && !plainInPrompt) return;
+    event.preventDefault();
+    composer.form.requestSubmit();
+  });
+}
+
+/** A dropped audio file goes to the uploads (audio prompt for melody models, else the continuation clip). */
+function bindDrop(composer) {
+  const { form } = composer;
+  const hasFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes("Files");
+  for (const type of ["dragenter", "dragover"]) {
+    form.addEventListener(type, (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      form.dataset.drop = "active";
+    });
+  }
+  form.addEventListener("dragleave", (event) => {
+    if (!form.contains(event.relatedTarget)) form.dataset.drop = "idle";
+  });
+  form.addEventListener("drop", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    form.dataset.drop = "idle";
+    const file = [...event.dataTransfer.files].find((item) => item.type.startsWith("audio/") || AUDIO_FILE.test(item.name));
+    if (file) emit("upload:file", { file });
+    else emit("toast:show", { key: "toast.not_audio", kind: "error" });
+  });
+}
+
+function showHint(composer, key, kind = "") {
+  translate(composer.hint, key);
+  composer.hint.dataset.kind = kind;
+  composer.prompt.toggleAttribute("aria-invalid", kind === "error");
+}

@@ -1,0 +1,277 @@
+/**
+ * The generation settings form: model, the slider + number pairs (ranges from the server's boot
+ * config, D20), Top K / Top P exclusivity, seed auto / manual / roll (auto is a preference kept
+ * apart from the last seed, D17), artist, format, sample rate, switches; persisted in localStorage;
+ * "Restore last run". `getSettings()` turns the form into the `submit_sliders` fields.
+ * @module settings
+ */
+import { emit, on } from "./bus.js";
+import { $, $$, delegate, el } from "./dom.js";
+import { getJson } from "./http.js";
+import { hasKey, t, translate } from "./i18n.js";
+import { load, save } from "./store.js";
+
+const STORE_KEY = "settings.v1";
+const RANGE_NAMES = ["duration", "top_k", "top_p", "temperature", "cfg_coef"];
+const SAMPLING = ["top_k", "top_p"];
+const FLOAT_STEP = 0.01;
+const SEED_MAX = 2 ** 32 - 1;
+const ROLL_MAX = 100_000_000;
+const AUTO_SEED = -1;
+
+let form = null;
+let models = [];
+let uploads = { audioPrompt: null, continuation: null, append: false };
+
+/**
+ * Build the choices from the boot config, restore the values this browser saved (else the
+ * defaults; the server's last run is one click away) and wire the form. Emits `settings:changed {model, melody}`.
+ * @param {ParentNode} root the page
+ * @param {{models: object[], ranges: object, formats: string[], sample_rates: string[], stem_targets: string[], last_run: object|null}} boot
+ * @returns {void}
+ */
+export function initSettings(root, boot) {
+  form = $("[data-role=settings]", root);
+  models = boot.models;
+  fillChoices(boot);
+  configureRanges(boot.ranges);
+  applyValues({ ...defaults(boot), ...load(STORE_KEY, {}) });
+  if (boot.last_run?.last_seed !== undefined) showLastSeed(boot.last_run.last_seed);
+  delegate(form, "input", "[data-role=slider], [data-role=number]", (event, input) => onRangeInput(input, event.type));
+  delegate(form, "change", "[data-role=number]", (event, input) => onRangeInput(input, event.type));
+  delegate(form, "change", "[data-setting]", (event, input) => onSettingChange(input));
+  delegate(form, "click", "[data-action]", (event, button) => onAction(button.dataset.action));
+  on("upload:changed", (state) => { uploads = state; });
+  on("update_seed", ({ seed }) => showLastSeed(seed));
+  on("settings:field-error", ({ field }) => markInvalid(field));
+}
+
+/**
+ * The form as `submit_sliders` fields (everything but the prompt).
+ * @returns {{model: string, values: {duration: number, top_k: number, top_p: number, temperature: number, cfg_coef: number, seed: number},
+ *   format: string, sample_rate: string, keep_mono: boolean, auto_tune: boolean, mbd: boolean, stem_split: string,
+ *   artist: string, audio_prompt: string|null, appendContinuation: boolean, continuation: string|null}}
+ */
+export function getSettings() {
+  const v = readValues();
+  const append = Boolean(uploads.append && uploads.continuation);
+  return {
+    model: v.model,
+    values: {
+      duration: v.duration, top_k: v.top_k, top_p: v.sampling === "top_p" ? v.top_p : 0,
+      temperature: v.temperature, cfg_coef: v.cfg_coef, seed: v.seed_auto ? AUTO_SEED : v.seed,
+    },
+    format: v.format,
+    sample_rate: v.sample_rate,
+    keep_mono: !v.stereo,
+    auto_tune: v.auto_tune,
+    mbd: v.mbd,
+    stem_split: v.stem_split,
+    artist: v.artist_enabled ? v.artist.trim() : "",
+    audio_prompt: modelInfo(v.model)?.melody ? uploads.audioPrompt : null,
+    appendContinuation: append,
+    continuation: append ? uploads.continuation : null,
+  };
+}
+
+// ---- building ---------------------------------------------------------------------------------
+
+function control(name) {
+  return $(`[data-setting="${name}"]`, form);
+}
+
+function pair(name) {
+  return { slider: $(`[data-role=slider][data-name="${name}"]`, form), number: $(`[data-role=number][data-name="${name}"]`, form) };
+}
+
+function modelInfo(key) {
+  return models.find((model) => model.key === key);
+}
+
+function option(value, key, vars, text) {
+  const node = el("option", { attrs: { value } });
+  return key && hasKey(key) ? translate(node, key, vars) : Object.assign(node, { textContent: text ?? value });
+}
+
+function fillChoices(boot) {
+  control("model").replaceChildren(...boot.models.map((model) => option(model.key, null, null,
+    model.melody ? `${model.key} ♪` : model.key)));
+  control("format").replaceChildren(...boot.formats.map((format) => option(format, `format.${format}`)));
+  control("sample_rate").replaceChildren(...boot.sample_rates.map((rate) => option(rate, `sample_rate.${rate}`, null, `${Number(rate) / 1000} kHz`)));
+  control("stem_split").replaceChildren(...boot.stem_targets.map((target) => option(target, `stem_split.${target || "none"}`)));
+  control("seed").max = String(SEED_MAX);
+}
+
+function configureRanges(ranges) {
+  for (const name of RANGE_NAMES) {
+    const range = ranges[name];
+    const step = range.integer ? "1" : String(FLOAT_STEP);
+    for (const input of Object.values(pair(name))) Object.assign(input, { min: String(range.min), max: String(range.max), step });
+  }
+}
+
+function defaults(boot) {
+  const values = Object.fromEntries(RANGE_NAMES.map((name) => [name, boot.ranges[name].default]));
+  const model = modelInfo("small") ?? boot.models[0];
+  return {
+    ...values, model: model.key, sampling: values.top_p > 0 ? "top_p" : "top_k", seed_auto: true, seed: 0,
+    format: boot.formats[0], sample_rate: boot.sample_rates[0], stereo: true, auto_tune: true, mbd: false,
+    stem_split: "", artist_enabled: false, artist: "",
+  };
+}
+
+/** Form values from a stored request (last_run.json's `request`: the user's own values, D18). */
+function fromRequest(request) {
+  if (!request || typeof request !== "object") return {};
+  const values = {
+    model: request.model, duration: request.duration, top_k: request.top_k, top_p: request.top_p,
+    temperature: request.temperature, cfg_coef: request.cfg_coef, format: request.format,
+    sample_rate: request.sample_rate === undefined ? undefined : String(request.sample_rate),
+    stereo: request.keep_mono === undefined ? undefined : !request.keep_mono, auto_tune: request.auto_tune, mbd: request.mbd,
+    stem_split: request.stem_split, artist: request.artist, artist_enabled: request.artist ? true : undefined,
+  };
+  if (typeof request.top_p === "number") values.sampling = request.top_p > 0 ? "top_p" : "top_k";
+  if (typeof request.seed === "number") {
+    values.seed_auto = request.seed === AUTO_SEED;
+    if (request.seed >= 0) values.seed = request.seed;
+  }
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined && value !== null));
+}
+
+// ---- reading and writing the form -------------------------------------------------------------
+
+function readValues() {
+  const values = Object.fromEntries(RANGE_NAMES.map((name) => [name, Number(pair(name).number.value)]));
+  for (const input of $$("[data-setting]", form)) {
+    const name = input.dataset.setting;
+    values[name] = input.type === "checkbox" ? input.checked : input.value;
+  }
+  values.seed = clampSeed(values.seed);
+  values.sampling = form.dataset.sampling;
+  return values;
+}
+
+function applyValues(values) {
+  for (const name of RANGE_NAMES) setRange(name, values[name]);
+  for (const input of $$("[data-setting]", form)) {
+    const value = values[input.dataset.setting];
+    if (value === undefined) continue;
+    if (input.type === "checkbox") input.checked = Boolean(value);
+    else if (input.tagName !== "SELECT" || [...input.options].some((item) => item.value === String(value))) input.value = String(value);
+  }
+  setSampling(SAMPLING.includes(values.sampling) ? values.sampling : "top_p");
+  syncDependents();
+  announceModel();
+}
+
+/** Put a value into a slider pair, clamped and rounded to its step; returns false when it was out of range. */
+function setRange(name, raw) {
+  const { slider, number } = pair(name);
+  const min = Number(slider.min);
+  const max = Number(slider.max);
+  const wanted = raw === "" || raw === null || raw === undefined ? NaN : Number(raw);
+  const value = Number.isFinite(wanted) ? Math.min(Math.max(wanted, min), max) : min;
+  const text = slider.step === "1" ? String(Math.round(value)) : String(Number((Math.round(value / FLOAT_STEP) * FLOAT_STEP).toFixed(2)));
+  slider.value = text;
+  number.value = text;
+  return value === wanted;
+}
+
+function clampSeed(raw) {
+  const value = Math.trunc(Number(raw));
+  return Number.isFinite(value) ? Math.min(Math.max(value, 0), SEED_MAX) : 0;
+}
+
+function persist() {
+  save(STORE_KEY, readValues());
+}
+
+// ---- behaviour --------------------------------------------------------------------------------
+
+/** Slider and number box stay in sync; the number box is clamped into the server's range on change. */
+function onRangeInput(input, type) {
+  const name = input.dataset.name;
+  const { slider, number } = pair(name);
+  if (input === slider) number.value = slider.value;
+  else if (type === "change") {
+    if (!setRange(name, number.value)) emit("toast:show", { key: "toast.clamped", vars: { field: t(`field.${name}`), min: number.min, max: number.max } });
+  } else if (number.value !== "") slider.value = number.value;
+  input.removeAttribute("aria-invalid");
+  if (SAMPLING.includes(name)) activateSampling(name);
+  persist();
+}
+
+/** Changing Top K or Top P makes it the active one and the other one inactive; Top P at 0 means Top K. */
+function activateSampling(name) {
+  const wanted = name === "top_p" && Number(pair("top_p").number.value) === 0 ? "top_k" : name;
+  setSampling(wanted);
+}
+
+function setSampling(active) {
+  form.dataset.sampling = active;
+  for (const name of SAMPLING) {
+    const row = $(`[data-role=range][data-name="${name}"]`, form);
+    row.dataset.inactive = String(name !== active);
+  }
+  translate($("[data-role=sampling-hint]", form), active === "top_p" ? "hint.top_p_active" : "hint.top_k_active");
+}
+
+function onSettingChange(input) {
+  input.removeAttribute("aria-invalid");
+  syncDependents();
+  if (input.dataset.setting === "model") announceModel();
+  persist();
+}
+
+function syncDependents() {
+  control("seed").disabled = control("seed_auto").checked;
+  control("artist").disabled = !control("artist_enabled").checked;
+}
+
+function announceModel() {
+  const key = control("model").value;
+  emit("settings:changed", { model: key, melody: Boolean(modelInfo(key)?.melody) });
+}
+
+function onAction(action) {
+  if (action === "roll-seed") useSeed(Math.floor(Math.random() * ROLL_MAX));
+  else if (action === "use-last-seed") useSeed(Number($("[data-role=last-seed-value]", form).value));
+  else if (action === "restore-last-run") restoreLastRun();
+}
+
+function useSeed(seed) {
+  control("seed").value = String(clampSeed(seed));
+  control("seed_auto").checked = false;
+  syncDependents();
+  persist();
+}
+
+function showLastSeed(seed) {
+  if (typeof seed !== "number") return;
+  $("[data-role=last-seed-value]", form).value = String(seed);
+  $("[data-role=last-seed]", form).hidden = false;
+}
+
+function markInvalid(field) {
+  const target = RANGE_NAMES.includes(field) ? pair(field).number : control(field);
+  target?.setAttribute("aria-invalid", "true");
+}
+
+async function restoreLastRun() {
+  let run;
+  try {
+    run = await getJson("/api/last_run");
+  } catch (error) {
+    emit("toast:show", { key: "toast.request_failed", vars: { message: error.message }, kind: "error" });
+    return;
+  }
+  if (!run?.request) {
+    emit("toast:show", { key: "toast.no_last_run" });
+    return;
+  }
+  applyValues({ ...readValues(), ...fromRequest(run.request) });
+  persist();
+  showLastSeed(run.last_seed);
+  emit("composer:set-prompt", { prompt: run.prompt ?? run.request.prompt ?? "" });
+  emit("toast:show", { key: "toast.restored", kind: "success" });
+}

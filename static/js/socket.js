@@ -1,0 +1,55 @@
+/**
+ * The only user of the Socket.IO client: connects, forwards every server event onto the bus under
+ * its wire name, and sends requests whose acks come back as Promises.
+ * @module socket
+ */
+import { io } from "../vendor/socket.io.esm.min.js";
+import { emit } from "./bus.js";
+
+/** Server → client events forwarded to the bus. */
+const SERVER_EVENTS = [
+  "audio_json_pairs", "queue_state", "update_seed", "add_to_queue", "job_started", "progress",
+  "continuation_applied", "on_finish_audio", "request_error", "tracks_changed", "postprocess_queued",
+  "stem_progress", "postprocess_done", "demucs_any_progress", "demucs_any_done",
+];
+
+const ACK_TIMEOUT_MS = 10_000;
+
+let socket = null;
+
+/**
+ * Connect to the page's own server (WebSocket first) and start forwarding events.
+ * Emits `connection:changed {connected, transport}` on the bus.
+ * @returns {void}
+ */
+export function initSocket() {
+  socket = io({ transports: ["websocket", "polling"], tryAllTransports: true });
+  for (const name of SERVER_EVENTS) socket.on(name, (payload) => emit(name, payload));
+  const report = (connected) => emit("connection:changed", {
+    connected, transport: connected ? socket.io.engine.transport.name : "",
+  });
+  socket.on("connect", () => report(true));
+  socket.on("disconnect", () => report(false));
+  socket.on("connect_error", () => report(false));
+}
+
+/**
+ * Send a client → server event and wait for its ack.
+ * @param {string} event event name, e.g. `submit_sliders`
+ * @param {object} payload event payload
+ * @param {number} [timeoutMs] how long to wait for the ack
+ * @returns {Promise<{ok: boolean, error?: {type: string, message?: string, field?: string}}>} the ack,
+ *   or an `offline` / `timeout` error ack; never rejects
+ */
+export function request(event, payload, timeoutMs = ACK_TIMEOUT_MS) {
+  return new Promise((resolve) => {
+    if (!socket?.connected) {
+      resolve({ ok: false, error: { type: "offline" } });
+      return;
+    }
+    socket.timeout(timeoutMs).emit(event, payload, (error, ack) => {
+      if (error) resolve({ ok: false, error: { type: "timeout" } });
+      else resolve(ack && typeof ack === "object" ? ack : { ok: false, error: { type: "bad_answer" } });
+    });
+  });
+}

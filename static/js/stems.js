@@ -1,0 +1,307 @@
+/**
+ * Stems: "Separate stems" for the active track (`request_stems`), its progress, and the mixer shown
+ * when there are stems (of a track, or of any file via `stems:show`): per-stem play, solo, mute and
+ * volume, synchronised playback through Web Audio, a 16-bit WAV mixdown of the selected stems and a
+ * ZIP of the selected or of all stems, both built in the browser.
+ * @module stems
+ */
+import { emit, on } from "./bus.js";
+import { $, $$, delegate, el, fileName, fileStamp, saveBlob, stemOf } from "./dom.js";
+import { getBytes, getJson } from "./http.js";
+import { clearText, hasKey, translate } from "./i18n.js";
+import { setProgress, stemRowNode } from "./render.js";
+import { request } from "./socket.js";
+import { encodeWav, mixdown } from "./wav.js";
+import { storeZip } from "./zip.js";
+
+const SOURCE = "stems";
+const START_DELAY_S = 0.05;
+const DEFAULT_TARGET = "all";
+
+/**
+ * Wire the stems panel.
+ * @param {ParentNode} root the page
+ * @param {{stem_targets: string[]}} boot
+ * @returns {void}
+ */
+export function initStems(root, boot) {
+  const panel = $("[data-role=stems]", root);
+  const mixer = {
+    panel,
+    title: $("[data-role=stems-title]", panel),
+    bar: $("[data-role=stems-bar]", panel),
+    status: $("[data-role=stems-status]", panel),
+    split: $("[data-role=stems-split]", panel),
+    target: $("[data-role=stems-target]", panel),
+    box: $("[data-role=mixer]", panel),
+    list: $("[data-role=stem-list]", panel),
+    toggle: $("[data-action=mixer-toggle]", panel),
+    source: null,
+    stems: [],
+    controls: new Map(),
+    bytes: new Map(),
+    buffers: new Map(),
+    context: null,
+    voices: [],
+  };
+  mixer.target.replaceChildren(...boot.stem_targets.filter(Boolean).map((target) => {
+    const node = el("option", { attrs: { value: target, selected: target === DEFAULT_TARGET } });
+    return hasKey(`stem_split.${target}`) ? translate(node, `stem_split.${target}`) : Object.assign(node, { textContent: target });
+  }));
+  bindServerEvents(mixer);
+  bindControls(mixer);
+  on("track:show", (track) => showTrack(mixer, track));
+  on("stems:show", ({ id, name, stems }) => {
+    setSource(mixer, { kind: "any", id, name });
+    translate(mixer.title, "stems.any_title", { name });
+    mixer.split.hidden = true;
+    showStems(mixer, stems);
+  });
+  on("tracks:removed", ({ all, names }) => {
+    if (mixer.source?.kind === "track" && (all || names.includes(mixer.source.name))) hide(mixer);
+  });
+  on("audio:playing", ({ source }) => {
+    if (source !== SOURCE) stop(mixer);
+  });
+}
+
+// ---- what the panel shows ---------------------------------------------------------------------
+
+function setSource(mixer, source) {
+  stop(mixer);
+  mixer.source = source;
+  mixer.stems = [];
+  mixer.bytes.clear();
+  mixer.buffers.clear();
+  mixer.controls.clear();
+  mixer.list.replaceChildren();
+  mixer.box.hidden = true;
+  mixer.bar.hidden = true;
+  setStatus(mixer, null);
+  mixer.panel.hidden = false;
+}
+
+function hide(mixer) {
+  setSource(mixer, null);
+  mixer.panel.hidden = true;
+}
+
+/** A track shows its stems when it has some, else the "Separate stems" action and any split under way. */
+async function showTrack(mixer, track) {
+  setSource(mixer, { kind: "track", name: track.name });
+  translate(mixer.title, "stems.heading");
+  mixer.split.hidden = false;
+  let answer;
+  try {
+    answer = await getJson(`/api/stems/${encodeURIComponent(track.name)}`);
+  } catch (error) {
+    setStatus(mixer, "stems.failed", { message: error.message }, "error");
+    return;
+  }
+  if (!isCurrent(mixer, track.name)) return;
+  showStems(mixer, answer.stems ?? []);
+  const status = answer.task?.status;
+  if (status === "queued" || status === "running") setStatus(mixer, status === "queued" ? "stems.queued" : "stems.separating");
+  else if (status === "failed" && !mixer.stems.length) setStatus(mixer, "stems.failed", { message: answer.task.error ?? "" }, "error");
+}
+
+function showStems(mixer, stems) {
+  mixer.stems = stems.map((stem) => (typeof stem === "string" ? { name: stemOf(stem), url: stem } : stem));
+  mixer.controls = new Map(mixer.stems.map((stem) => [stem.name, { selected: true, solo: false, mute: false, volume: 1 }]));
+  mixer.list.replaceChildren(...mixer.stems.map(stemRowNode));
+  mixer.box.hidden = mixer.stems.length === 0;
+  mixer.split.hidden = mixer.source?.kind !== "track" || mixer.stems.length > 0;
+}
+
+function setStatus(mixer, key, vars, kind = "") {
+  if (key) translate(mixer.status, key, vars);
+  else clearText(mixer.status);
+  mixer.status.dataset.kind = kind;
+}
+
+function isCurrent(mixer, name) {
+  return mixer.source?.kind === "track" && mixer.source.name === name;
+}
+
+function bindServerEvents(mixer) {
+  on("postprocess_queued", ({ name }) => {
+    if (isCurrent(mixer, name)) setStatus(mixer, "stems.queued");
+  });
+  on("stem_progress", ({ name, progress, phase }) => {
+    if (!isCurrent(mixer, name)) return;
+    mixer.bar.hidden = false;
+    setProgress(mixer.bar, progress);
+    setStatus(mixer, hasKey(`phase.${phase}`) ? `phase.${phase}` : "stems.separating");
+  });
+  on("postprocess_done", ({ name, state, stems, error }) => {
+    if (!isCurrent(mixer, name)) return;
+    mixer.bar.hidden = true;
+    if (state === "done") {
+      setStatus(mixer, null);
+      showStems(mixer, stems ?? []);
+    } else {
+      setStatus(mixer, state === "cancelled" ? "job.state.cancelled" : "stems.failed", { message: error?.message ?? "" }, "error");
+    }
+  });
+}
+
+// ---- controls ---------------------------------------------------------------------------------
+
+function bindControls(mixer) {
+  const { panel } = mixer;
+  delegate(panel, "click", "[data-action]", (event, button) => {
+    const row = button.closest("[data-role=stem]");
+    const action = button.dataset.action;
+    if (row) onStemAction(mixer, row, button, action);
+    else onMixerAction(mixer, action);
+  });
+  delegate(panel, "input", "[data-role=stem-volume]", (event, input) => {
+    controlOf(mixer, input).volume = Number(input.value);
+    applyGains(mixer);
+  });
+  delegate(panel, "change", "[data-role=stem-select]", (event, input) => {
+    controlOf(mixer, input).selected = input.checked;
+  });
+}
+
+function controlOf(mixer, node) {
+  return mixer.controls.get(node.closest("[data-role=stem]").dataset.stem);
+}
+
+function onStemAction(mixer, row, button, action) {
+  const control = controlOf(mixer, row);
+  if (action === "stem-play") {
+    const solo = mixer.voices.length === 1 && mixer.voices[0].name === row.dataset.stem;
+    if (solo) stop(mixer);
+    else play(mixer, [row.dataset.stem]);
+    return;
+  }
+  const field = action === "stem-solo" ? "solo" : "mute";
+  control[field] = !control[field];
+  button.setAttribute("aria-pressed", String(control[field]));
+  applyGains(mixer);
+}
+
+function onMixerAction(mixer, action) {
+  const all = mixer.stems.map((stem) => stem.name);
+  const selected = all.filter((name) => mixer.controls.get(name)?.selected);
+  const run = {
+    "request-stems": () => requestStems(mixer),
+    "mixer-toggle": () => (mixer.voices.length ? stop(mixer) : play(mixer, all)),
+    "mixer-mixdown": () => downloadMix(mixer, selected),
+    "mixer-zip-selected": () => downloadZip(mixer, selected),
+    "mixer-zip-all": () => downloadZip(mixer, all),
+  }[action];
+  Promise.resolve(run?.()).catch((error) => setStatus(mixer, "stems.failed", { message: error.message }, "error"));
+}
+
+async function requestStems(mixer) {
+  if (mixer.source?.kind !== "track") return;
+  setStatus(mixer, "stems.requesting");
+  const ack = await request("request_stems", { name: mixer.source.name, target: mixer.target.value });
+  if (ack.ok) setStatus(mixer, "stems.queued");
+  else setStatus(mixer, "stems.failed", { message: ack.error?.message ?? ack.error?.type ?? "" }, "error");
+}
+
+// ---- audio ------------------------------------------------------------------------------------
+
+async function loadBytes(mixer, names) {
+  await Promise.all(names.filter((name) => !mixer.bytes.has(name)).map(async (name) => {
+    const stem = mixer.stems.find((item) => item.name === name);
+    mixer.bytes.set(name, new Uint8Array(await getBytes(stem.url.startsWith("/") ? stem.url : `/${stem.url}`)));
+  }));
+}
+
+/** Decode (once) the stems named; the AudioContext is made on the first user action. */
+async function decode(mixer, names) {
+  mixer.context ??= new AudioContext();
+  await loadBytes(mixer, names);
+  await Promise.all(names.filter((name) => !mixer.buffers.has(name)).map(async (name) => {
+    mixer.buffers.set(name, await mixer.context.decodeAudioData(mixer.bytes.get(name).slice().buffer));
+  }));
+}
+
+function gainOf(mixer, name) {
+  const control = mixer.controls.get(name);
+  const soloing = [...mixer.controls.values()].some((item) => item.solo);
+  return control.mute || (soloing && !control.solo) ? 0 : control.volume;
+}
+
+function applyGains(mixer) {
+  for (const voice of mixer.voices) voice.gain.gain.setTargetAtTime(gainOf(mixer, voice.name), mixer.context.currentTime, 0.01);
+}
+
+/** Start the named stems together, sample-aligned on one AudioContext clock. */
+async function play(mixer, names) {
+  await decode(mixer, names);
+  await mixer.context.resume();
+  stop(mixer);
+  emit("audio:playing", { source: SOURCE });
+  const { context } = mixer;
+  const at = context.currentTime + START_DELAY_S;
+  mixer.voices = names.map((name) => {
+    const source = context.createBufferSource();
+    const gain = context.createGain();
+    source.buffer = mixer.buffers.get(name);
+    gain.gain.value = names.length === 1 ? mixer.controls.get(name).volume : gainOf(mixer, name);
+    source.connect(gain).connect(context.destination);
+    source.start(at);
+    return { name, source, gain };
+  });
+  const longest = mixer.voices.reduce((a, b) => (b.source.buffer.duration > a.source.buffer.duration ? b : a));
+  longest.source.addEventListener("ended", () => {
+    if (mixer.voices.includes(longest)) stop(mixer);
+  });
+  showPlaying(mixer);
+}
+
+function stop(mixer) {
+  for (const voice of mixer.voices) {
+    voice.source.stop();
+    voice.source.disconnect();
+  }
+  mixer.voices = [];
+  showPlaying(mixer);
+}
+
+function showPlaying(mixer) {
+  const playing = new Set(mixer.voices.map((voice) => voice.name));
+  mixer.toggle.dataset.state = playing.size > 1 ? "playing" : "stopped";
+  translate(mixer.toggle, playing.size > 1 ? "stems.stop" : "stems.play_all");
+  for (const button of $$("[data-action=stem-play]", mixer.list)) {
+    const alone = playing.size === 1 && playing.has(button.closest("[data-role=stem]").dataset.stem);
+    button.setAttribute("aria-pressed", String(alone));
+  }
+}
+
+// ---- downloads --------------------------------------------------------------------------------
+
+function baseName(mixer) {
+  return mixer.source?.kind === "track" ? mixer.source.name : stemOf(mixer.source?.name ?? "stems");
+}
+
+async function downloadMix(mixer, names) {
+  if (!names.length) {
+    setStatus(mixer, "stems.none_selected", undefined, "error");
+    return;
+  }
+  await decode(mixer, names);
+  const layers = names.map((name) => ({ buffer: mixer.buffers.get(name), gain: mixer.controls.get(name).volume }));
+  const blob = encodeWav(mixdown(layers), layers[0].buffer.sampleRate);
+  saveBlob(blob, `${baseName(mixer)}_mix_${names.join("+")}_${fileStamp()}.wav`);
+  setStatus(mixer, "stems.mixed", { count: names.length }, "success");
+}
+
+async function downloadZip(mixer, names) {
+  if (!names.length) {
+    setStatus(mixer, "stems.none_selected", undefined, "error");
+    return;
+  }
+  await loadBytes(mixer, names);
+  const files = names.map((name) => ({
+    name: fileName(mixer.stems.find((stem) => stem.name === name).url), bytes: mixer.bytes.get(name),
+  }));
+  const suffix = names.length === mixer.stems.length ? "stems" : names.join("+");
+  saveBlob(storeZip(files), `${baseName(mixer)}_${suffix}.zip`);
+  setStatus(mixer, "stems.zipped", { count: names.length }, "success");
+}

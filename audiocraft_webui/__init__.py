@@ -19,9 +19,9 @@ def create_app(overrides: dict | None = None, *, engine=None):
     from flask import Flask
     from flask_socketio import SocketIO
 
-    from . import events, views
+    from . import events, stem_events, stem_views, views
     from .config import DEFAULTS, REPO_ROOT
-    from .security import RequestGuard
+    from .security import POLICY_KEY, AccessPolicy, RequestGuard
     from .services import EXTENSION_KEY, build_services
 
     app = Flask(__name__, static_folder=str(REPO_ROOT / "static"), template_folder=str(REPO_ROOT / "templates"))
@@ -34,8 +34,12 @@ def create_app(overrides: dict | None = None, *, engine=None):
     services = build_services(app.config, socketio, engine)
     app.extensions[EXTENSION_KEY] = services
     app.register_blueprint(views.bp)
+    app.view_functions["static"] = views.static_asset
+    app.register_blueprint(stem_views.bp)
     events.register(socketio, services)
-    app.wsgi_app = RequestGuard(app.wsgi_app, lambda: app.config["ALLOWED_HOSTS"])
+    stem_events.register(socketio, services)
+    app.extensions[POLICY_KEY] = policy = AccessPolicy.from_config(app.config)
+    app.wsgi_app = RequestGuard(app.wsgi_app, policy)
     if app.config["START_WORKER"]:
         services.worker.start()
     return app

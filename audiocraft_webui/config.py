@@ -10,7 +10,9 @@ DEFAULTS: dict[str, object] = {
     "HOST": "127.0.0.1",
     "PORT": 5000,
     "ALLOWED_HOSTS": [],
+    # Credentials (required beyond loopback): a login token and/or HTTP Basic "user:password".
     "AUTH_TOKEN": None,
+    "AUTH_BASIC": None,
     # Where tracks, stems, uploads and settings live (static/audio, static/stems, settings/ ...).
     "DATA_DIR": str(REPO_ROOT),
     # Engine: device auto = cuda, then mps, then cpu; 0 threads = torch's default.
@@ -20,6 +22,9 @@ DEFAULTS: dict[str, object] = {
     "UNLOAD_AFTER_GEN": False,
     "CUSTOM_MODELS": [],
     "DEMUCS_MODEL": "htdemucs",
+    # Demucs' own defaults: one random-shift pass (each extra one costs a full pass), 25 % segment overlap.
+    "DEMUCS_SHIFTS": 1,
+    "DEMUCS_OVERLAP": 0.25,
     # Limits.
     "QUEUE_MAX": 32,
     "MAX_CONTENT_LENGTH": 200 * 1024 * 1024,

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import logging
 
-from flask import request
+from flask import current_app, request
 from flask_socketio import SocketIO, emit
 
 from . import protocol
 from .jobs import QueueFull
 from .protocol import GenerationRequest, RequestError
-from .security import check_request
+from .security import GUARDED_HEADERS, POLICY_KEY, SOCKETIO_PATH, check_request
 from .services import Services
+from .storage import UnsafeName
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,11 @@ def register(socketio: SocketIO, services: Services) -> None:
 
     @socketio.on("connect")
     def on_connect(auth: object = None) -> bool:
-        """Check Host/Origin again (defence in depth), then send the history and queue snapshot."""
-        headers = {key: request.headers.get(key) for key in ("host", "origin", "sec-fetch-site")}
-        reason = check_request("GET", "/socket.io/", headers, services.config["ALLOWED_HOSTS"])
-        if reason is not None:
-            log.warning("refused a Socket.IO connection: %s", reason)
+        """Check Host, Origin and login again (defence in depth), then send the history and queue snapshot."""
+        headers = {key: request.headers.get(key) for key in GUARDED_HEADERS}
+        refusal = check_request("GET", SOCKETIO_PATH, headers, current_app.extensions[POLICY_KEY])
+        if refusal is not None:
+            log.warning("refused a Socket.IO connection: %s", refusal.reason)
             return False
         sid = request.sid  # type: ignore[attr-defined]
         services.emit(protocol.AUDIO_JSON_PAIRS, [track.pair() for track in services.store.list_tracks()], to=sid)
@@ -42,9 +43,7 @@ def register(socketio: SocketIO, services: Services) -> None:
         """Validate a generation request and queue it; the ack says the job id, seed and queue position."""
         try:
             parsed = protocol.parse_generation_request(payload, services.catalog)
-            for upload_id in (parsed.audio_prompt, parsed.continuation):
-                if upload_id is not None and services.uploads.info(upload_id) is None:
-                    raise RequestError("upload", "the uploaded clip is gone; upload it again")
+            _check_available(parsed)
         except RequestError as exc:
             return _refuse(protocol.SUBMIT_SLIDERS, exc.as_json())
         return _enqueue(parsed)
@@ -63,6 +62,12 @@ def register(socketio: SocketIO, services: Services) -> None:
         except TypeError:
             return _refuse(protocol.RERUN, {"type": "invalid_request", "field": "name",
                                             "message": "the stored request of this track cannot be read"})
+        params = track.meta.get("parameters") or {}
+        try:
+            _check_available(parsed, {"audio_prompt": params.get("audio_prompt"),
+                                      "continuation": params.get("continuation_source")})
+        except RequestError as exc:
+            return _refuse(protocol.RERUN, exc.as_json())
         return _enqueue(parsed)
 
     @socketio.on(protocol.CANCEL_JOB)
@@ -82,6 +87,28 @@ def register(socketio: SocketIO, services: Services) -> None:
                 "job_id": job_id, "state": "cancelled", "label": job.label if job else "",
                 "error": {"type": "cancelled", "message": "removed from the queue"}})
         return {"ok": True, "job_id": job_id, "outcome": outcome}
+
+    def _check_available(parsed: GenerationRequest, names: dict | None = None) -> None:
+        """Refuse a request whose model is no longer offered or whose uploaded clip was deleted (D19).
+
+        Args:
+            parsed: the request.
+            names: the clips' original file names by field, when known (a deleted upload lost its own).
+
+        Raises:
+            RequestError: naming the field (``model``, ``audio_prompt`` or ``continuation``).
+        """
+        if services.catalog.resolve(parsed.model) is None:
+            raise RequestError("model", f"model {parsed.model!r} is no longer offered; choose another model")
+        for field_name, upload_id in (("audio_prompt", parsed.audio_prompt), ("continuation", parsed.continuation)):
+            if upload_id is None:
+                continue
+            try:
+                services.uploads.path(upload_id)
+            except UnsafeName:
+                name = (names or {}).get(field_name) or services.uploads.display_name(upload_id)
+                raise RequestError(field_name, f"the uploaded clip {name!r} ({field_name.replace('_', ' ')}) "
+                                               f"is gone; upload it again") from None
 
     def _enqueue(parsed: GenerationRequest) -> dict:
         """Queue a validated request and announce it."""

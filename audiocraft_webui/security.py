@@ -1,33 +1,136 @@
-"""Who may talk to the server: a Host allow-list and an Origin check on every state-changing request.
+"""Who may talk to the server: a Host allow-list, an Origin check and, beyond loopback, a login.
 
 Any web page in the user's browser can send requests to localhost. The guard refuses a foreign
 ``Host`` (DNS rebinding, e.g. ``evil.example:5000``) on every request, and a foreign or ``null``
 ``Origin`` (cross-site requests, WebSocket hijacking) on state-changing HTTP methods and on the
 Socket.IO endpoint. It wraps the whole WSGI app, so it runs before Flask-SocketIO's middleware
 and covers the polling and WebSocket transports alike.
+
+When the server listens beyond loopback (``--listen``) it also requires credentials for every
+request, the page and Socket.IO included: a token (``?token=`` once, or ``Authorization: Bearer``)
+or a user and password (HTTP Basic). A successful login sets an HttpOnly, SameSite=Strict session
+cookie, which the browser then sends on every request, WebSocket handshakes included.
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+import ipaddress
 import json
-from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
+import re
+import secrets
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
+from typing import NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SOCKETIO_PATH = "/socket.io"
+SESSION_COOKIE = "acw_session"
+TOKEN_PARAM = "token"
+REALM = "audiocraft-webui"
+#: Where create_app keeps the app's :class:`AccessPolicy` (``app.extensions[POLICY_KEY]``).
+POLICY_KEY = "access_policy"
+#: A well-formed ``Host`` header: a DNS name, IPv4 or bracketed IPv6 address, and an optional port.
+HOST_HEADER = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?")
+#: Status lines of the refusals.
+STATUS_LINES = {400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden"}
+#: The request headers :func:`check_request` reads, lower-case.
+GUARDED_HEADERS = ("host", "origin", "sec-fetch-site", "cookie", "authorization")
 
 
-def host_name(host_header: str) -> str:
-    """The host part of a ``Host`` header, lower-cased, without port or IPv6 brackets."""
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+def is_loopback(host: str) -> bool:
+    """Whether a bind address or host name stays on this machine."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
-def host_allowed(host_header: str | None, allowed: Iterable[str]) -> bool:
+@dataclass(frozen=True)
+class AccessPolicy:
+    """Who may talk to this server.
+
+    Attributes:
+        allowed_hosts: extra ``Host`` names besides the loopback ones (``--allowed-host``).
+        listening: bound beyond loopback; then any IP-literal ``Host`` and this machine's name are allowed
+            (a DNS-rebinding page always reaches us under its own domain name, never under an IP).
+        token: the login token, or None.
+        basic: ``(user, password)`` for HTTP Basic, or None.
+        session: the value of this process's session cookie (random; a restart logs everybody out).
+    """
+
+    allowed_hosts: frozenset[str] = frozenset()
+    listening: bool = False
+    token: str | None = field(default=None, repr=False)
+    basic: tuple[str, str] | None = field(default=None, repr=False)
+    session: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> AccessPolicy:
+        """Build the policy from ``HOST``, ``ALLOWED_HOSTS``, ``AUTH_TOKEN`` and ``AUTH_BASIC`` (``user:pass``).
+
+        Raises:
+            ValueError: a non-loopback bind without credentials, or a malformed ``AUTH_BASIC``.
+        """
+        listening = not is_loopback(str(config["HOST"]))
+        basic = None
+        if config.get("AUTH_BASIC"):
+            user, sep, password = str(config["AUTH_BASIC"]).partition(":")
+            if not (sep and user and password):
+                raise ValueError("--auth must look like user:password")
+            basic = (user, password)
+        token = config.get("AUTH_TOKEN") or None
+        if listening and not (token or basic):
+            raise ValueError("listening beyond loopback needs credentials: --auth user:password or a token")
+        hosts = {str(name).lower() for name in config["ALLOWED_HOSTS"]}
+        if listening:
+            hosts |= {socket.gethostname().lower(), f"{socket.gethostname().lower()}.local"}
+        return cls(frozenset(hosts), listening, token, basic)
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether requests must carry credentials."""
+        return bool(self.token or self.basic)
+
+
+class Refusal(NamedTuple):
+    """Why a request is refused and with which HTTP status."""
+
+    status: int
+    reason: str
+
+
+def host_name(host_header: str) -> str | None:
+    """The host part of a ``Host`` header, lower-cased, without port or IPv6 brackets; None if malformed.
+
+    A header that is more than ``host[:port]`` (user info, a path, a port that is not a number) is malformed:
+    no browser sends one, and a lenient parser could read ``127.0.0.1:80.evil.example`` as loopback.
+    """
+    match = HOST_HEADER.fullmatch(host_header.strip())
+    if match is None or int(match["port"] or 0) > 65535:
+        return None
+    return match["name"].strip("[]").lower()
+
+
+def host_allowed(host_header: str | None, policy: AccessPolicy) -> bool:
     """Whether the request names this server by one of its allowed names."""
-    return bool(host_header) and host_name(host_header) in {*LOOPBACK_HOSTS, *(h.lower() for h in allowed)}
+    name = host_name(host_header) if host_header else None
+    if name is None:
+        return False
+    if name in LOOPBACK_HOSTS or name in policy.allowed_hosts:
+        return True
+    if not policy.listening:
+        return False
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def origin_allowed(origin: str | None, host_header: str | None) -> bool:
@@ -42,35 +145,114 @@ def origin_allowed(origin: str | None, host_header: str | None) -> bool:
     return parts.scheme in ("http", "https") and bool(host_header) and parts.netloc.lower() == host_header.lower()
 
 
-def check_request(method: str, path: str, headers: dict[str, str | None], allowed: Iterable[str]) -> str | None:
-    """Return why a request must be refused, or None when it may pass."""
+def _equal(given: str, expected: str) -> bool:
+    """Compare secrets in constant time."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+def session_cookie(cookie_header: str | None) -> str | None:
+    """The session cookie's value from a ``Cookie`` header, or None."""
+    if not cookie_header:
+        return None
+    jar = SimpleCookie()
+    try:
+        jar.load(cookie_header)
+    except CookieError:
+        return None
+    morsel = jar.get(SESSION_COOKIE)
+    return morsel.value if morsel else None
+
+
+def credentials(headers: Mapping[str, str | None], policy: AccessPolicy) -> str | None:
+    """How the request proves who it is: ``"cookie"``, ``"header"`` (Bearer or Basic), or None."""
+    cookie = session_cookie(headers.get("cookie"))
+    if cookie is not None and _equal(cookie, policy.session):
+        return "cookie"
+    scheme, _, value = (headers.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and policy.token and _equal(value.strip(), policy.token):
+        return "header"
+    if scheme.lower() == "basic" and policy.basic:
+        try:
+            user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        if _equal(user, policy.basic[0]) & _equal(password, policy.basic[1]):
+            return "header"
+    return None
+
+
+def check_request(method: str, path: str, headers: Mapping[str, str | None], policy: AccessPolicy,
+                  *, logging_in: bool = False) -> Refusal | None:
+    """Return why a request must be refused, or None when it may pass.
+
+    Args:
+        method, path: the request line (the Socket.IO endpoint counts as state-changing whatever the method).
+        headers: the :data:`GUARDED_HEADERS` by lower-case name (a missing one is None).
+        policy: the server's access policy.
+        logging_in: the request carries a valid login token in its query string.
+    """
     host = headers.get("host")
-    if not host_allowed(host, allowed):
-        return f"host {host!r} is not allowed; open the UI at http://127.0.0.1"
+    if not host_allowed(host, policy):
+        return Refusal(400, f"host {host!r} is not allowed; open the UI at http://127.0.0.1")
     changes_state = method not in SAFE_METHODS or path.startswith(SOCKETIO_PATH)
     if changes_state and not origin_allowed(headers.get("origin"), host):
-        return "cross-origin request refused"
+        return Refusal(403, "cross-origin request refused")
     if changes_state and headers.get("sec-fetch-site") == "cross-site":
-        return "cross-site request refused"
+        return Refusal(403, "cross-site request refused")
+    if policy.auth_required and not logging_in and credentials(headers, policy) is None:
+        how = "user and password" if policy.basic else "the address with ?token= printed by the server at start"
+        return Refusal(401, f"log in first: use the {how}")
     return None
+
+
+def _json_response(start_response: Callable, status: str, payload: dict,
+                   extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+    """Answer with a small JSON body."""
+    body = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                            ("Cache-Control", "no-store"), *extra])
+    return [body]
 
 
 class RequestGuard:
     """WSGI middleware applying :func:`check_request` to every request (HTTP and Socket.IO)."""
 
-    def __init__(self, app: Callable, allowed_hosts: Callable[[], Iterable[str]]) -> None:
+    def __init__(self, app: Callable, policy: AccessPolicy) -> None:
         self.app = app
-        self._allowed_hosts = allowed_hosts
+        self.policy = policy
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        """Refuse with 400 (bad Host) or 403 (bad Origin) before the app sees the request."""
-        headers = {"host": environ.get("HTTP_HOST"), "origin": environ.get("HTTP_ORIGIN"),
-                   "sec-fetch-site": environ.get("HTTP_SEC_FETCH_SITE")}
-        reason = check_request(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""), headers,
-                               self._allowed_hosts())
-        if reason is None:
-            return self.app(environ, start_response)
-        status = "400 Bad Request" if reason.startswith("host") else "403 Forbidden"
-        body = json.dumps({"success": False, "error": reason}).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
+        """Refuse with 400 (bad Host), 403 (bad Origin) or 401 (no login) before the app sees the request."""
+        headers = {name: environ.get("HTTP_" + name.upper().replace("-", "_")) for name in GUARDED_HEADERS}
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        token = dict(query).get(TOKEN_PARAM)
+        logging_in = (method == "GET" and not path.startswith(SOCKETIO_PATH) and token is not None
+                      and self.policy.token is not None and _equal(token, self.policy.token))
+        refusal = check_request(method, path, headers, self.policy, logging_in=logging_in)
+        if refusal is not None:
+            extra = [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')] \
+                if refusal.status == 401 and self.policy.basic else []
+            return _json_response(start_response, STATUS_LINES[refusal.status],
+                                  {"success": False, "ok": False, "error": refusal.reason}, extra)
+        if logging_in:
+            # Drop the token from the address bar and history: redirect to the same URL without it.
+            rest = urlencode([(key, value) for key, value in query if key != TOKEN_PARAM])
+            location = path + (f"?{rest}" if rest else "")
+            start_response("303 See Other", [("Location", location), ("Content-Length", "0"),
+                                             ("Cache-Control", "no-store"), self._cookie_header()])
+            return [b""]
+        if self.policy.auth_required and credentials(headers, self.policy) == "header":
+            return self.app(environ, self._with_cookie(start_response))
+        return self.app(environ, start_response)
+
+    def _cookie_header(self) -> tuple[str, str]:
+        """The Set-Cookie header that logs this browser in for the life of the server process."""
+        return ("Set-Cookie", f"{SESSION_COOKIE}={self.policy.session}; Path=/; HttpOnly; SameSite=Strict")
+
+    def _with_cookie(self, start_response: Callable) -> Callable:
+        """Wrap ``start_response`` so the response also sets the session cookie."""
+        def start(status: str, response_headers: list, exc_info: object = None) -> Callable:
+            return start_response(status, [*response_headers, self._cookie_header()], exc_info)
+
+        return start

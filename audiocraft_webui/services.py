@@ -14,6 +14,7 @@ from .generation import GenerationRunner, prepare
 from .jobs import Job, JobQueue
 from .models import ModelCatalog
 from .protocol import GenerationRequest
+from .stems import ANY_KIND, STEMS_KIND, DemucsSplitter, StemService
 from .storage import RecoveryReport, TrackStore
 from .uploads import UploadStore
 from .worker import JobKind, Worker
@@ -49,16 +50,32 @@ class Services:
     emit: Emitter
     worker: Worker = field(init=False)
     generation: GenerationRunner = field(init=False)
+    stems: StemService = field(init=False)
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
     interrupted: list[Job] = field(default_factory=list)
 
     def submit_generation(self, request: GenerationRequest, sid: str | None) -> tuple[Job, int]:
-        """Resolve seed and auto-tune, remember the request as the last run, and queue the job."""
+        """Resolve seed and auto-tune, queue the job, then remember the request as the last run.
+
+        The job is queued first so the worker starts while the last run is being written (one
+        fsynced write less between a submit and its first progress event).
+        """
         payload = prepare(request, self.catalog)
+        job = Job(kind="generate", payload=payload, label=request.prompt, sid=sid)
+        position = self.queue.submit(job)
         self.store.save_last_run({"model": request.model, "prompt": request.prompt,
                                   "request": request.as_json(), "last_seed": payload["seed"]})
-        job = Job(kind="generate", payload=payload, label=request.prompt, sid=sid)
-        return job, self.queue.submit(job)
+        return job, position
+
+    def emit_job_event(self, event: str, payload: object, to: str | None = None) -> None:
+        """Send a worker event, adding the fields its job wants on every event (a track name, an upload id).
+
+        The worker's terminal event carries a job's result only on success; this keeps e.g. the
+        track name of a failed stem split in its ``postprocess_done`` too.
+        """
+        job = self.queue.get(payload.get("job_id")) if isinstance(payload, dict) else None
+        fields = job.payload.get("event_fields", {}) if job else {}
+        self.emit(event, {**fields, **payload} if fields else payload, to=to)
 
     def broadcast_queue(self) -> None:
         """Send the queue snapshot to every tab (so a second tab sees the same state)."""
@@ -70,7 +87,8 @@ def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None 
     root = data_dir(config)
     store = TrackStore(root)
     uploads = UploadStore(root / "static" / "uploads")
-    recovery = store.recover(extra_folders=(uploads.folder,))
+    stems_any_dir = root / "static" / "stems_any"
+    recovery = store.recover(extra_folders=(uploads.folder, stems_any_dir))
     emit = Emitter(socketio)
     queue = JobQueue(int(config["QUEUE_MAX"]), store.settings_dir / "jobs.json")
     engine = engine or create_engine(str(config["ENGINE"]), device=str(config["DEVICE"]),
@@ -79,8 +97,21 @@ def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None 
                         uploads=uploads, queue=queue, engine=engine, emit=emit, recovery=recovery)
     services.generation = GenerationRunner(engine, services.catalog, store, uploads, emit,
                                            unload_after=bool(config["UNLOAD_AFTER_GEN"]))
-    services.worker = Worker(queue, {"generate": JobKind(services.generation.run, protocol.ON_FINISH_AUDIO)}, emit,
-                             prepare_thread=engine.prepare_thread, free_memory=engine.free_memory)
+    splitter = DemucsSplitter(str(config["DEMUCS_MODEL"]), device=str(config["DEVICE"]),
+                              shifts=int(config["DEMUCS_SHIFTS"]), overlap=float(config["DEMUCS_OVERLAP"]))
+    services.stems = StemService(splitter, store, uploads, queue, services.emit_job_event, any_dir=stems_any_dir,
+                                 unload_after=bool(config["UNLOAD_AFTER_GEN"]))
+    # One worker for every kind, so generation, MBD and Demucs never share the GPU at the same time.
+    kinds = {
+        "generate": JobKind(services.generation.run, protocol.ON_FINISH_AUDIO),
+        STEMS_KIND: JobKind(services.stems.run_track_split, protocol.POSTPROCESS_DONE, protocol.STEM_PROGRESS),
+        ANY_KIND: JobKind(services.stems.run_any_split, protocol.DEMUCS_ANY_DONE, protocol.DEMUCS_ANY_PROGRESS),
+    }
+    services.worker = Worker(queue, kinds, services.emit_job_event, prepare_thread=engine.prepare_thread,
+                             free_memory=engine.free_memory, after_job=services.stems.after_job)
     services.interrupted = queue.restore()
+    for job in services.interrupted:
+        if job.kind == STEMS_KIND:
+            services.stems.track_status(job.payload["name"])  # the track JSON says "running": close it
     queue.set_listener(services.broadcast_queue)
     return services

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 import time
 import unicodedata
 from collections.abc import Callable
@@ -21,12 +22,18 @@ from pathlib import Path
 from typing import IO
 
 from .fileio import TMP_PREFIX, atomic_write_json, fsync_dir, json_bytes, read_json, write_temp
+from .testhooks import pause_point
 
 log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3")
 TRASH_PREFIX = ".trash-"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+#: Names Windows maps to devices whatever the extension (``CON``, ``CON.txt``): opening one can hang.
+WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+                             *(f"{port}{n}" for port in ("COM", "LPT") for n in (*"0123456789", "¹", "²", "³"))})
+#: The list of a delete or clear-all in progress (in the settings folder); the startup sweep finishes it.
+REMOVAL_JOURNAL = "pending_removal.json"
 MAX_ARTIST_IN_NAME = 40
 
 
@@ -40,7 +47,8 @@ def safe_child(root: Path, name: object, *, must_exist: bool = True) -> Path:
     Raises:
         UnsafeName: for anything but a plain name of an existing (when ``must_exist``) non-link entry.
     """
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name or name.endswith(".") \
+            or name.split(".")[0].upper() in WINDOWS_DEVICES:
         raise UnsafeName("invalid name")
     candidate = root / name
     try:
@@ -55,6 +63,18 @@ def safe_child(root: Path, name: object, *, must_exist: bool = True) -> Path:
     if resolved.parent != base:
         raise UnsafeName("outside its folder")
     return resolved
+
+
+def safe_descendant(root: Path, relative: str) -> Path:
+    """Resolve a ``/``-separated path below ``root`` one :func:`safe_child` step at a time (no links anywhere).
+
+    Raises:
+        UnsafeName: when any segment is not a plain, existing, non-link name.
+    """
+    path = root
+    for part in relative.split("/"):
+        path = safe_child(path, part)
+    return path
 
 
 _CYRILLIC = dict(zip(
@@ -126,6 +146,9 @@ class TrackStore:
         self.quarantine_dir = root / "quarantine"
         for folder in (self.audio_dir, self.stems_dir, self.settings_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        # Commits, JSON updates and removals exclude each other, so a delete or clear-all while the worker
+        # writes a track removes all of it or none of it.
+        self._lock = threading.RLock()
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -136,23 +159,25 @@ class TrackStore:
         ever left), renamed to a free name, then the JSON is renamed beside it as the commit marker.
         """
         audio_tmp = write_temp(self.audio_dir, write_audio, "." + ext)
-        try:
-            final_base = self._claim(base, ext, audio_tmp)
-        except BaseException:
-            audio_tmp.unlink(missing_ok=True)
-            raise
-        audio_file = f"{final_base}.{ext}"
-        meta = {**meta, "audio_file": audio_file}
-        payload = json_bytes(meta)
-        json_tmp: Path | None = None
-        try:
-            json_tmp = write_temp(self.audio_dir, lambda handle: handle.write(payload), ".json")
-            os.replace(json_tmp, self.audio_dir / f"{final_base}.json")
-        except BaseException:
-            if json_tmp is not None:
-                json_tmp.unlink(missing_ok=True)
-            (self.audio_dir / audio_file).unlink(missing_ok=True)
-            raise
+        with self._lock:
+            try:
+                final_base = self._claim(base, ext, audio_tmp)
+            except BaseException:
+                audio_tmp.unlink(missing_ok=True)
+                raise
+            audio_file = f"{final_base}.{ext}"
+            meta = {**meta, "audio_file": audio_file}
+            payload = json_bytes(meta)
+            json_tmp: Path | None = None
+            try:
+                json_tmp = write_temp(self.audio_dir, lambda handle: handle.write(payload), ".json")
+                pause_point("commit_json")
+                os.replace(json_tmp, self.audio_dir / f"{final_base}.json")
+            except BaseException:
+                if json_tmp is not None:
+                    json_tmp.unlink(missing_ok=True)
+                (self.audio_dir / audio_file).unlink(missing_ok=True)
+                raise
         fsync_dir(self.audio_dir)
         return Track(final_base, audio_file, meta, time.time())
 
@@ -193,11 +218,12 @@ class TrackStore:
     def update_meta(self, base: str, change: Callable[[dict], None]) -> dict | None:
         """Apply ``change`` to a track's JSON and rewrite it atomically; None if the track is gone."""
         path = self.audio_dir / f"{base}.json"
-        meta = read_json(path)
-        if not isinstance(meta, dict):
-            return None
-        change(meta)
-        atomic_write_json(path, meta)
+        with self._lock:
+            meta = read_json(path)
+            if not isinstance(meta, dict) or self._audio_of(base) is None:
+                return None
+            change(meta)
+            atomic_write_json(path, meta)
         return meta
 
     # ---- reading -------------------------------------------------------------------------------
@@ -246,36 +272,55 @@ class TrackStore:
         Raises:
             UnsafeName: when ``name`` is not a committed track's base name.
         """
-        track = self.get(name)
-        if track is None:
-            raise UnsafeName("no such track")
-        victims = [self.audio_dir / track.audio_file, self.audio_dir / f"{track.base}.json"]
-        stems = self.stems_dir / track.base
-        if stems.is_dir() or stems.is_symlink():
-            victims.append(stems)
-        return self._trash(victims)
+        with self._lock:
+            track = self.get(name)
+            if track is None:
+                raise UnsafeName("no such track")
+            # The JSON (the commit marker) goes first: from then on the track is no longer listed.
+            victims = [self.audio_dir / f"{track.base}.json", self.audio_dir / track.audio_file]
+            stems = self.stems_dir / track.base
+            if stems.is_dir() or stems.is_symlink():
+                victims.append(stems)
+            return self._trash(victims)
 
     def clear_all(self, extra_folders: tuple[Path, ...] = ()) -> list[str]:
         """Remove every track, stems folder and the entries of ``extra_folders`` (uploads, stems_any)."""
-        victims: list[Path] = []
-        for folder in (self.audio_dir, self.stems_dir, *extra_folders):
-            if folder.is_dir():
-                victims.extend(p for p in folder.iterdir() if not p.name.startswith((TRASH_PREFIX, TMP_PREFIX)))
-        return self._trash(victims)
+        with self._lock:
+            victims: list[Path] = []
+            for folder in (self.audio_dir, self.stems_dir, *extra_folders):
+                if folder.is_dir():
+                    victims.extend(p for p in folder.iterdir() if not p.name.startswith((TRASH_PREFIX, TMP_PREFIX)))
+            return self._trash(victims)
 
     def _trash(self, victims: list[Path]) -> list[str]:
-        """Rename victims into one trash folder per parent, then remove it: a crash leaves all or nothing."""
+        """Rename victims into one trash folder per parent, then remove those: all or nothing, even on a crash.
+
+        The list is journaled in the settings folder before the first rename and dropped after the last, so a
+        crash half-way is finished by the startup sweep instead of leaving some of the victims visible.
+        """
         stamp = f"{TRASH_PREFIX}{time.time_ns()}"
-        removed, trashes = [], set()
-        for path in victims:
-            trash = path.parent / stamp
-            trash.mkdir(exist_ok=True)
-            trashes.add(trash)
-            os.replace(path, trash / path.name)
-            removed.append(path.relative_to(self.root).as_posix())
+        removed = [path.relative_to(self.root).as_posix() for path in victims]
+        journal = self.settings_dir / REMOVAL_JOURNAL
+        with self._lock:
+            atomic_write_json(journal, {"stamp": stamp, "victims": removed})
+            trashes = _move_to_trash(victims, stamp)
+            journal.unlink()
         for trash in trashes:
             _remove_tree(trash)
         return removed
+
+    def _finish_removal(self, folders: tuple[Path, ...]) -> None:
+        """Finish a delete or clear-all that a crash interrupted: move the rest of its journaled victims."""
+        journal = self.settings_dir / REMOVAL_JOURNAL
+        data = read_json(journal)
+        if isinstance(data, dict) and isinstance(data.get("stamp"), str) and data["stamp"].startswith(TRASH_PREFIX) \
+                and NAME_PATTERN.match(data["stamp"][1:]) and isinstance(data.get("victims"), list):
+            managed = {folder.resolve() for folder in folders}
+            victims = [self.root / item for item in data["victims"] if isinstance(item, str)]
+            _move_to_trash([path for path in victims if path.parent.resolve() in managed
+                            and path.name not in ("", ".", "..")], data["stamp"])
+            log.warning("finished a removal interrupted by a crash (%d entries)", len(victims))
+        journal.unlink(missing_ok=True)
 
     # ---- settings ------------------------------------------------------------------------------
 
@@ -293,6 +338,7 @@ class TrackStore:
     def recover(self, extra_folders: tuple[Path, ...] = ()) -> RecoveryReport:
         """Startup sweep: drop temp files and trash, quarantine corrupt JSON and orphans, never delete audio."""
         report = RecoveryReport()
+        self._finish_removal((self.audio_dir, self.stems_dir, *extra_folders))
         for folder in (self.audio_dir, self.stems_dir, self.settings_dir, *extra_folders):
             if not folder.is_dir():
                 continue
@@ -336,6 +382,20 @@ class TrackStore:
                 os.replace(path, self.settings_dir / target)
                 report.quarantined.append({"file": path.name, "reason": "corrupt_json",
                                            "moved_to": f"settings/{target}"})
+
+
+def _move_to_trash(victims: list[Path], stamp: str) -> set[Path]:
+    """Rename each victim still there (a link itself, never its target) into ``<its folder>/<stamp>/``."""
+    trashes = set()
+    for path in victims:
+        if not (path.is_symlink() or path.exists()):
+            continue
+        trash = path.parent / stamp
+        trash.mkdir(exist_ok=True)
+        trashes.add(trash)
+        os.replace(path, trash / path.name)
+        pause_point("trash")
+    return trashes
 
 
 def _remove_tree(path: Path) -> None:

@@ -1,8 +1,10 @@
-"""Uploaded audio (melody prompt, continuation clip, Demucs input): probed, capped, stored under server ids.
+"""Uploaded audio (melody prompt, continuation clip, Demucs input): checked, capped, stored under server ids.
 
-A file is accepted only if its content probes as audio within the limits; it is then stored as
-``static/uploads/<32 hex>.<sniffed ext>`` with a sidecar JSON keeping the original name as
-metadata only. Jobs refer to uploads by id, never by a client path or URL.
+A file is accepted only if its content (never its name or MIME type) is WAV, FLAC, MP3 or Ogg audio
+that decodes completely within the limits of its purpose; the decoding runs in a sandboxed child
+process (:mod:`.safeaudio`), at upload time and again when a job reads the file. It is stored as
+``static/uploads/<32 hex>.<ext of the sniffed container>`` with a sidecar JSON keeping the original
+name as metadata only. Jobs refer to uploads by id, never by a client path or URL.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import IO
 
 import numpy as np
 
-from . import postprocess
+from . import safeaudio
 from .fileio import atomic_write_json, read_json, temp_file
 from .protocol import UPLOAD_ID
 from .storage import UnsafeName, safe_child
@@ -24,9 +26,16 @@ log = logging.getLogger(__name__)
 
 #: Longest accepted audio per purpose, in seconds.
 MAX_SECONDS = {"melody": 300.0, "continuation": 600.0, "demucs": 1200.0}
-MAX_CHANNELS = 8
-RATE_RANGE = (8000, 192000)
-EXTENSIONS = {"wav": "wav", "flac": "flac", "mp3": "mp3", "ogg": "ogg"}
+#: Decoded samples allowed per second of the limit: stereo at 48 kHz. A file with more channels or a higher
+#: rate gets proportionally fewer seconds, so memory stays bounded whatever the header says.
+SAMPLES_PER_SECOND = 2 * 48000
+
+
+def limits_for(purpose: str) -> safeaudio.Limits:
+    """The decoding limits of one upload purpose (time allowed grows with the accepted length)."""
+    seconds = MAX_SECONDS[purpose]
+    return safeaudio.Limits(max_seconds=seconds, max_samples=int(seconds * SAMPLES_PER_SECOND),
+                            timeout=20.0 + seconds / 20.0)
 
 
 class UploadError(ValueError):
@@ -63,41 +72,34 @@ class UploadStore:
         folder.mkdir(parents=True, exist_ok=True)
 
     def save(self, stream: IO[bytes], original_name: str, purpose: str) -> UploadInfo:
-        """Store an uploaded file after probing it; nothing is left behind when it is refused."""
+        """Store an uploaded file after decoding it in the sandbox; nothing is left behind when it is refused."""
         if purpose not in MAX_SECONDS:
             raise UploadError(f"unknown upload purpose {purpose!r}")
         with temp_file(self.folder) as (handle, tmp_path):
             size = _copy(stream, handle)
+        sidecar: Path | None = None
         try:
             if size == 0:
                 raise UploadError("the file is empty")
-            info = self._check(tmp_path, purpose)
-            upload_id = f"{uuid.uuid4().hex}.{EXTENSIONS[info.format]}"
-            meta = UploadInfo(upload_id, _display(original_name), purpose, EXTENSIONS[info.format],
-                              info.sample_rate, info.channels, round(info.duration, 3))
+            try:
+                probe = safeaudio.inspect(tmp_path, limits_for(purpose))
+            except safeaudio.UnsafeAudio as exc:
+                raise UploadError(str(exc)) from None
+            upload_id = f"{uuid.uuid4().hex}.{probe.extension}"
+            meta = UploadInfo(upload_id, _display(original_name), purpose, probe.extension,
+                              probe.sample_rate, probe.channels, round(probe.duration, 3))
+            # Sidecar first: the audio file appearing is what makes the upload usable.
+            sidecar = self.folder / f"{upload_id}.json"
+            atomic_write_json(sidecar, asdict(meta))
             os.replace(tmp_path, self.folder / upload_id)
         except BaseException:
             tmp_path.unlink(missing_ok=True)
+            if sidecar is not None:
+                sidecar.unlink(missing_ok=True)
             raise
-        atomic_write_json(self.folder / f"{upload_id}.json", asdict(meta))
+        if probe.nonfinite:
+            log.warning("upload %s: %d NaN/Inf samples will be replaced with 0", upload_id, probe.nonfinite)
         return meta
-
-    def _check(self, path: Path, purpose: str) -> postprocess.AudioInfo:
-        """Probe the content and enforce the limits for its purpose."""
-        try:
-            info = postprocess.probe(path)
-        except postprocess.AudioProbeError as exc:
-            raise UploadError(f"unsupported or corrupt audio: {exc}") from None
-        if info.format not in EXTENSIONS:
-            raise UploadError(f"unsupported audio format {info.format}; use WAV, FLAC, MP3 or OGG")
-        if not 1 <= info.channels <= MAX_CHANNELS:
-            raise UploadError(f"the file has {info.channels} channels; at most {MAX_CHANNELS} are accepted")
-        if not RATE_RANGE[0] <= info.sample_rate <= RATE_RANGE[1]:
-            raise UploadError(f"sample rate {info.sample_rate} Hz is outside {RATE_RANGE[0]}–{RATE_RANGE[1]} Hz")
-        limit = MAX_SECONDS[purpose]
-        if not 0 < info.duration <= limit:
-            raise UploadError(f"the audio lasts {info.duration:.1f} s; for {purpose} at most {limit:.0f} s")
-        return info
 
     def path(self, upload_id: object) -> Path:
         """The stored file of an upload id, resolved strictly inside the uploads folder."""
@@ -115,14 +117,17 @@ class UploadStore:
         return UploadInfo(**data) if isinstance(data, dict) else None
 
     def read(self, upload_id: str) -> tuple[np.ndarray, int]:
-        """Decode an upload to float32 ``[C, T]`` with non-finite samples zeroed."""
+        """Decode an upload in the sandbox to float32 ``[C, T]`` at its own rate: NaN/Inf zeroed, peak <= 1."""
         try:
             path = self.path(upload_id)
         except UnsafeName:
             raise UploadError("the uploaded file is gone; upload it again") from None
         meta = self.info(upload_id)
-        purpose = meta.purpose if meta else "demucs"
-        return postprocess.read_audio(path, max_seconds=MAX_SECONDS[purpose])
+        try:
+            audio, rate, _ = safeaudio.decode(path, limits_for(meta.purpose if meta else "demucs"), self.folder)
+        except safeaudio.UnsafeAudio as exc:
+            raise UploadError(str(exc)) from None
+        return audio, rate
 
     def display_name(self, upload_id: str | None) -> str | None:
         """The original file name of an upload (for the JSON and the UI), or None."""

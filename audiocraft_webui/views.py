@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from . import __version__, protocol
 from .services import EXTENSION_KEY, Services
-from .storage import UnsafeName, safe_child
+from .storage import UnsafeName, safe_child, safe_descendant
 from .uploads import UploadError
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webui", __name__)
 
 AUDIO_MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
+#: Folders under static/ holding user data: served only by their own routes (by id), never as static files.
+DATA_FOLDERS = frozenset({"audio", "stems", "stems_any", "uploads", "temp", "demucs_any"})
 
 
 def services() -> Services:
@@ -43,6 +46,17 @@ def boot_config() -> dict:
 def index() -> str:
     """Render the single page, pre-filled from the last run."""
     return render_template("index.html", boot=boot_config())
+
+
+def static_asset(filename: str) -> Response:
+    """Serve the app's own files (Flask's ``static`` endpoint): no data folder, dot file, device name or link."""
+    try:
+        path = safe_descendant(Path(current_app.static_folder), filename)
+    except UnsafeName:
+        abort(404)
+    if filename.split("/", 1)[0] in DATA_FOLDERS or not path.is_file():
+        abort(404)
+    return current_app.send_static_file(filename)
 
 
 @bp.get("/favicon.ico")
@@ -140,7 +154,7 @@ def delete_audio() -> tuple[Response, int]:
 def delete_all_audio() -> tuple[Response, int]:
     """Remove every track, stems folder and upload (the UI asks for confirmation first)."""
     svc = services()
-    deleted = svc.store.clear_all(extra_folders=(svc.uploads.folder,))
+    deleted = svc.store.clear_all(extra_folders=(svc.uploads.folder, svc.stems.any.root))
     svc.emit(protocol.TRACKS_CHANGED, {"cleared": True, "deleted": deleted})
     return jsonify({"success": True, "deleted": deleted, "errors": []}), 200
 
@@ -164,5 +178,8 @@ def http_error(exc: HTTPException) -> tuple[Response, int]:
     message = exc.description or exc.name
     if exc.code == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
-        message = f"the upload is too large (limit {limit // (1024 * 1024)} MB)"
+        if request.content_length is not None and request.content_length <= limit:
+            message = "the form has too many parts or a text field that is too large"
+        else:
+            message = f"the upload is too large (limit {limit // (1024 * 1024)} MB)"
     return jsonify({"success": False, "ok": False, "error": message}), exc.code or 500

@@ -5,6 +5,7 @@ event and goes on with the next job. Progress is throttled, monotonic and carrie
 """
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -13,11 +14,14 @@ from dataclasses import dataclass
 
 from . import protocol
 from .jobs import Job, JobQueue, JobState
+from .testhooks import pause_point
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two progress events of one job (at most 10 per second).
 PROGRESS_INTERVAL = 0.1
+#: Write errors the user can fix, by errno, with the error type the UI receives.
+DISK_ERRORS = {errno.ENOSPC: "disk_full", errno.EROFS: "read_only", errno.EACCES: "read_only"}
 
 Emit = Callable[..., None]
 
@@ -54,6 +58,8 @@ class Progress:
     def update(self, fraction: float) -> None:
         """Report the fraction of the current phase done; raises JobCancelled when cancelled."""
         self.check_cancel()
+        if fraction >= 0.5:
+            pause_point(self.job.phase)
         start, end = self._span
         value = start + (end - start) * min(max(fraction, 0.0), 1.0)
         if value > self.job.progress:
@@ -95,6 +101,9 @@ def error_info(exc: BaseException) -> dict:
     if name == "OutOfMemoryError" or isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return {"type": "out_of_memory",
                 "message": "Out of memory: try a shorter duration, a smaller model or closing other GPU programs."}
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+        return {"type": DISK_ERRORS[exc.errno], "message": f"Could not write the file: {exc.strerror}. "
+                "Free some disk space or check that the data folder is writable; earlier tracks are intact."}
     message = str(exc) or name
     return {"type": name, "message": message[:500]}
 
@@ -158,6 +167,7 @@ class Worker:
             result = kind.run(job, progress)
         except JobCancelled:
             state, error = JobState.CANCELLED, {"type": "cancelled", "message": "cancelled by the user"}
+            self._free_memory()
         except BaseException as exc:  # noqa: BLE001 - the worker must survive anything a job raises
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise

@@ -82,9 +82,9 @@ def register(socketio: SocketIO, services: Services) -> None:
             return _refuse(protocol.CANCEL_JOB, {"type": "not_found", "field": "job_id",
                                                  "message": "no such job in the queue"})
         if outcome == "removed":
-            job = services.queue.get(job_id)
-            services.emit(protocol.ON_FINISH_AUDIO if job and job.kind == "generate" else protocol.POSTPROCESS_DONE, {
-                "job_id": job_id, "state": "cancelled", "label": job.label if job else "",
+            job = services.queue.get(job_id)  # just moved to the history, so always found
+            services.emit_job_event(services.worker.kinds[job.kind].terminal_event, {
+                "job_id": job_id, "kind": job.kind, "state": "cancelled", "label": job.label,
                 "error": {"type": "cancelled", "message": "removed from the queue"}})
         return {"ok": True, "job_id": job_id, "outcome": outcome}
 

@@ -32,9 +32,13 @@ class Emitter:
         self._lock = threading.Lock()
 
     def __call__(self, event: str, payload: object, to: str | None = None) -> None:
-        """Send an event to one client (``to`` = its sid) or to every client."""
+        """Send an event to one client (``to`` = its sid) or to every client.
+
+        A callable payload is evaluated under the lock, so a snapshot is never older than an event
+        sent before it (e.g. a queue snapshot overtaken by the ack of a newer submit).
+        """
         with self._lock:
-            self._socketio.emit(event, payload, to=to)
+            self._socketio.emit(event, payload() if callable(payload) else payload, to=to)
 
 
 @dataclass
@@ -79,7 +83,7 @@ class Services:
 
     def broadcast_queue(self) -> None:
         """Send the queue snapshot to every tab (so a second tab sees the same state)."""
-        self.emit(protocol.QUEUE_STATE, self.queue.snapshot())
+        self.emit(protocol.QUEUE_STATE, self.queue.snapshot)
 
 
 def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None = None) -> Services:

@@ -217,6 +217,8 @@ def test_a_split_cancelled_in_the_queue_is_closed_and_can_be_asked_again(sio, cl
     task = client.get(f"/api/stems/{name}").get_json()["task"]
     assert task["status"] == "cancelled"
     assert services.store.get(name).meta["postprocess"]["status"] == "cancelled"
+    closed = sio.wait("postprocess_done", where=lambda p: p["job_id"] == ack["job_id"])
+    assert closed["state"] == "cancelled" and closed["name"] == name
     assert request_stems(sio, {"name": name})["ok"]
 
 
@@ -273,6 +275,15 @@ def test_any_file_is_split_into_stems_any_without_a_track(sio, client, services,
     assert written == sorted(f"{stem}.wav" for stem in FOUR)
     assert services.store.list_tracks() == [] and list(services.store.audio_dir.iterdir()) == []
     assert not sio.client.emit("demucs_any", {"id": info["id"]}, callback=True)["ok"]  # already split
+
+
+def test_an_any_file_split_removed_from_the_queue_ends_with_its_own_event(sio, client, services):
+    info = upload(client, audio_bytes(noise(0.5, 44100), 44100, "wav")).get_json()
+    ack = sio.client.emit("demucs_any", {"id": info["id"]}, callback=True)
+    assert sio.client.emit("cancel_job", {"job_id": ack["job_id"]}, callback=True)["outcome"] == "removed"
+    closed = sio.wait("demucs_any_done", where=lambda p: p["job_id"] == ack["job_id"])
+    assert closed["state"] == "cancelled" and closed["upload"] == info["id"]
+    assert not [p for p in sio.named("postprocess_done") if p["job_id"] == ack["job_id"]]
 
 
 @pytest.mark.parametrize("data,message", [

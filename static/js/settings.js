@@ -24,8 +24,8 @@ let models = [];
 let uploads = { audioPrompt: null, continuation: null, append: false };
 
 /**
- * Build the choices from the boot config, restore the values this browser saved (else the
- * defaults; the server's last run is one click away) and wire the form. Emits `settings:changed {model, melody}`.
+ * Build the choices from the boot config and fill the form: a returning browser gets the values it saved,
+ * a new browser the server's last run (settings/last_run.json: it starts where the user left off). Emits `settings:changed {model, melody}`.
  * @param {ParentNode} root the page
  * @param {{models: object[], ranges: object, formats: string[], sample_rates: string[], stem_targets: string[], last_run: object|null}} boot
  * @returns {void}
@@ -35,7 +35,8 @@ export function initSettings(root, boot) {
   models = boot.models;
   fillChoices(boot);
   configureRanges(boot.ranges);
-  applyValues({ ...defaults(boot), ...load(STORE_KEY, {}) });
+  const saved = load(STORE_KEY, null);
+  applyValues({ ...defaults(boot), ...(saved ?? fromRequest(boot.last_run?.request)) });
   if (boot.last_run?.last_seed !== undefined) showLastSeed(boot.last_run.last_seed);
   delegate(form, "input", "[data-role=slider], [data-role=number]", (event, input) => onRangeInput(input, event.type));
   delegate(form, "change", "[data-role=number]", (event, input) => onRangeInput(input, event.type));

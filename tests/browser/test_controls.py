@@ -160,6 +160,18 @@ def test_every_control_reaches_the_server_persists_and_restores(page: Page, live
     expect(page.locator("[data-role=prompt]")).to_have_value("controls check: marimba")
 
 
+def test_a_new_browser_starts_from_the_servers_last_run(new_page, live_server) -> None:
+    first = new_page()
+    open_app(first, live_server)
+    setting(first, "format").select_option("mp3")
+    set_number(first, "cfg_coef", 5.5)
+    generate(first, "last run: kalimba")
+    fresh = new_page()
+    open_app(fresh, live_server, new_browser=True)
+    expect(setting(fresh, "format")).to_have_value("mp3")
+    expect(fresh.locator('[data-role=number][data-name="cfg_coef"]')).to_have_value("5.5")
+
+
 def test_drop_and_uploads_set_the_audio_prompt_or_the_continuation(page: Page, live_server, browser_errors) -> None:
     open_app(page, live_server)
     continuation = page.locator("[data-role=upload][data-purpose=continuation]")

@@ -19,8 +19,18 @@ SYSTEM_MESSAGES = "[data-role=message][data-kind=system]"
 USER_MESSAGES = "[data-role=message][data-kind=user]"
 
 
-def open_app(page: Page, server, path: str = "/") -> None:
-    """Load the page and wait until every module started and the socket is connected."""
+#: localStorage key of the form values (static/js/store.js prefix + settings.js key).
+SETTINGS_KEY = "acw.settings.v1"
+
+
+def open_app(page: Page, server, path: str = "/", *, new_browser: bool = False) -> None:
+    """Load the page and wait until every module started and the socket is connected.
+
+    A new browser fills the form from the server's last run (another test's, on the shared server);
+    unless ``new_browser``, the page acts as a returning browser whose saved form is the defaults.
+    """
+    if not new_browser:
+        page.add_init_script(f"localStorage.getItem('{SETTINGS_KEY}') ?? localStorage.setItem('{SETTINGS_KEY}', '{{}}')")
     page.goto(server.url + path)
     page.wait_for_selector("html[data-ready=true]")
     expect(page.locator("[data-role=connection]")).to_have_attribute("data-state", "connected")

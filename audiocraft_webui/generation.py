@@ -1,13 +1,15 @@
 """A generation job from request to committed track: seed, auto-tune, engine, MBD, append, encode, JSON.
 
 ``prepare`` runs in the Socket.IO handler (so the seed and auto-tune are known at once and the
-job is self-contained); ``GenerationJob.run`` runs on the worker thread.
+job is self-contained); ``GenerationRunner.run`` runs on the worker thread. The fields of the
+track JSON are documented in ``docs/JSON_SCHEMA.md``.
 """
 from __future__ import annotations
 
 import io
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
@@ -21,14 +23,22 @@ from .models import ModelCatalog, ModelInfo
 from .protocol import GenerationRequest
 from .storage import Track, TrackStore, base_name
 from .uploads import UploadStore
-from .worker import Progress
+from .worker import JobCancelled, Progress
 
 log = logging.getLogger(__name__)
 
 #: Longest clip tail used as the continuation prompt: audiocraft needs it strictly shorter than 30 s.
 MAX_CONTINUATION_PROMPT_SECONDS = 29.5
-#: Seconds of generated audio normalised towards this integrated loudness (streaming-style level).
+#: The continuation prompt is cut to whole multiples of this (25 codec frames): such durations are exact
+#: in binary floating point, so audiocraft's ``int(duration * frame_rate)`` never loses a frame.
+CONTINUATION_PROMPT_STEP_SECONDS = 0.5
+#: Integrated loudness a plain generation is normalised to (streaming-style level).
 TARGET_LUFS = -14.0
+MBD_IMPL = "audiocraft_mbd"
+
+
+class ContinuationError(RuntimeError):
+    """An append job could not continue its clip; the job fails instead of saving a plain generation."""
 
 
 def draw_seed() -> int:
@@ -63,10 +73,19 @@ def sampling_params(request: GenerationRequest) -> dict:
 
 @dataclass
 class Rendered:
-    """Audio ready to encode, plus the JSON fields describing how it was made."""
+    """Audio ready to encode (float32 ``[C, T]`` at ``sample_rate``), plus the JSON fields describing it."""
 
     audio: np.ndarray
     sample_rate: int
+    fields: dict
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The bytes of the output file and the JSON fields saying what was written."""
+
+    data: bytes
+    format: str
     fields: dict
 
 
@@ -74,7 +93,7 @@ class GenerationRunner:
     """Runs generation jobs on the worker thread."""
 
     def __init__(self, engine: MusicEngine, catalog: ModelCatalog, store: TrackStore, uploads: UploadStore,
-                 emit, unload_after: bool = False) -> None:
+                 emit: Callable[..., None], unload_after: bool = False) -> None:
         self.engine = engine
         self.catalog = catalog
         self.store = store
@@ -101,11 +120,27 @@ class GenerationRunner:
                 "name": track.base, "seed": job.payload["seed"], "meta": track.meta}
 
     def _render(self, job: Job, request: GenerationRequest, model: ModelInfo, progress: Progress) -> Rendered:
+        """Render the audio; an append job that fails says so and fails (never a plain track claiming an append)."""
+        try:
+            return self._render_audio(job, request, model, progress)
+        except JobCancelled:
+            raise
+        except Exception as exc:
+            if request.continuation is None:
+                raise
+            reason = str(exc) or type(exc).__name__
+            self.emit(protocol.CONTINUATION_APPLIED, {
+                "job_id": job.id, "prompt": request.prompt, "error": reason,
+                "continuation_source": self.uploads.display_name(request.continuation)})
+            raise ContinuationError(f"the continuation failed: {reason}") from exc
+
+    def _render_audio(self, job: Job, request: GenerationRequest, model: ModelInfo,
+                      progress: Progress) -> Rendered:
         """Run the engine (and MBD, append) and shape the audio for the requested output."""
         effective = job.payload["effective"]
         melody = self._clip(request.audio_prompt)
         clip = self._clip(request.continuation)
-        prompt_clip = continuation_prompt(clip, self.engine.sample_rate, self.engine.frame_rate) if clip else None
+        prompt_clip = continuation_prompt(clip, self.engine.sample_rate) if clip else None
         duration = effective["duration"] + (prompt_clip.seconds if prompt_clip else 0.0)
         spec = GenerationSpec(
             model=model, prompt=request.prompt, duration=duration, top_k=request.top_k, top_p=request.top_p,
@@ -114,24 +149,23 @@ class GenerationRunner:
         generate_end = 0.75 if request.mbd else 0.9
         progress.phase("generating", 0.05, generate_end)
         output = self.engine.generate(spec, progress.update)
-        fields: dict = {}
         new_audio, mbd_info = self._decode(output, request, progress, generate_end)
-        fields["multi_band_diffusion"] = mbd_info
+        fields: dict = {"multi_band_diffusion": mbd_info}
         progress.phase("postprocessing", 0.9, 0.95)
         if clip is not None:
-            audio, rate = self._append(job, request, clip, new_audio, output.sample_rate, fields)
+            joined, native_rate = self._append(job, request, clip, prompt_clip, new_audio, output.sample_rate, fields)
+            rate = output_rate(request, native_rate)
+            audio = postprocess.resample(joined, native_rate, rate)
         else:
-            audio, loudness = postprocess.normalize_loudness(new_audio, output.sample_rate, target_lufs=TARGET_LUFS)
-            fields["loudness"] = loudness
-            rate = output.sample_rate
+            # Resample before normalising, so the peak ceiling also holds for the resampled waveform.
+            rate = output_rate(request, output.sample_rate)
+            audio, fields["loudness"] = postprocess.normalize_loudness(
+                postprocess.resample(new_audio, output.sample_rate, rate), rate, target_lufs=TARGET_LUFS)
         fields["channels_original"] = int(audio.shape[0])
-        audio = postprocess.to_output_channels(audio, keep_mono=request.keep_mono)
-        target_rate = rate if request.sample_rate == "original" else int(request.sample_rate)
-        audio = postprocess.resample(audio, rate, target_rate)
-        return Rendered(audio, target_rate, fields)
+        return Rendered(postprocess.to_output_channels(audio, keep_mono=request.keep_mono), rate, fields)
 
     def _clip(self, upload_id: str | None) -> AudioClip | None:
-        """Load an uploaded clip by id (never by a client path)."""
+        """Load an uploaded clip from its saved file by upload id (never by a client path or URL)."""
         if upload_id is None:
             return None
         samples, rate = self.uploads.read(upload_id)
@@ -139,54 +173,63 @@ class GenerationRunner:
 
     def _decode(self, output: GenerationOutput, request: GenerationRequest, progress: Progress,
                 start: float) -> tuple[np.ndarray, dict]:
-        """The new part of the audio, decoded by MBD when asked; MBD failure keeps the EnCodec audio."""
+        """The new part of the audio, decoded by MBD when asked; an MBD failure keeps the EnCodec audio.
+
+        With a continuation the tokens hold the prompt too: MBD decodes them all (so the new part has
+        its context) and the prompt's share is cut off afterwards, before the clip is put back (D11).
+
+        Returns:
+            ``(float32 [C, T_new] at output.sample_rate, the multi_band_diffusion JSON block)``.
+        """
         new_audio = output.audio[:, output.prompt_samples:]
         if not request.mbd:
-            return new_audio, {"requested": False, "status": "not_requested"}
+            return new_audio, {"requested": False, "status": "not_requested", "impl": None}
         progress.phase("mbd", start, 0.9)
         try:
             decoded = self.engine.decode_mbd(output, progress.update)
+        except JobCancelled:
+            raise
         except Exception as exc:  # MBD is optional: never lose the track because of it
             log.exception("MBD decode failed; keeping the EnCodec audio")
-            return new_audio, {"requested": True, "status": "failed", "impl": "audiocraft_mbd",
+            return new_audio, {"requested": True, "status": "failed", "impl": MBD_IMPL,
                                "error": f"{type(exc).__name__}: {exc}"[:300]}
-        return decoded[:, output.prompt_samples:], {"requested": True, "status": "applied", "impl": "audiocraft_mbd"}
+        return decoded[:, output.prompt_samples:], {"requested": True, "status": "applied", "impl": MBD_IMPL}
 
-    def _append(self, job: Job, request: GenerationRequest, clip: AudioClip, new_audio: np.ndarray,
-                rate: int, fields: dict) -> tuple[np.ndarray, int]:
-        """Put the original clip samples before the loudness-matched new part, at the clip's own rate."""
+    def _append(self, job: Job, request: GenerationRequest, clip: AudioClip, prompt_clip: AudioClip,
+                new_audio: np.ndarray, rate: int, fields: dict) -> tuple[np.ndarray, int]:
+        """Put the original clip samples before the loudness-matched new part, at the clip's own rate.
+
+        Args:
+            clip: the uploaded clip, float32 ``[C1, T1]`` at its own rate.
+            prompt_clip: the part of the clip the model continued (for the JSON).
+            new_audio: the model's new part, float32 ``[C2, T2]`` at ``rate``.
+
+        Returns:
+            ``(float32 [C, T1 + T2 * clip_rate / rate], clip_rate)``.
+        """
         matched, loudness_fields = postprocess.match_loudness(clip.samples, new_audio)
         fields.update(loudness_fields)
-        new_part = postprocess.resample(matched, rate, clip.sample_rate)
-        original = clip.samples
-        channels = max(original.shape[0], new_part.shape[0])
-        original = np.repeat(original, channels // original.shape[0], axis=0)
-        new_part = np.repeat(new_part, channels // new_part.shape[0], axis=0)
+        original, new_part = match_channels(clip.samples, postprocess.resample(matched, rate, clip.sample_rate))
         fields.update({"append_mode": True, "continuation_original_seconds": round(clip.seconds, 3),
-                       "continuation_prompt_seconds": round(min(clip.seconds, MAX_CONTINUATION_PROMPT_SECONDS), 3)})
+                       "continuation_prompt_seconds": round(prompt_clip.seconds, 3)})
         self.emit(protocol.CONTINUATION_APPLIED, {
-            "job_id": job.id, "prompt": request.prompt, "continuation_source": self.uploads.display_name(
-                request.continuation), "continuation_original_seconds": fields["continuation_original_seconds"]})
+            "job_id": job.id, "prompt": request.prompt,
+            "continuation_source": self.uploads.display_name(request.continuation),
+            "continuation_original_seconds": fields["continuation_original_seconds"]})
         return np.concatenate([original, new_part], axis=1), clip.sample_rate
 
     def _commit(self, job: Job, request: GenerationRequest, model: ModelInfo, rendered: Rendered) -> Track:
-        """Encode straight into a temp file and commit it with its JSON; WAV when the format fails."""
-        fmt, note = request.format, None
-        audio, rate = rendered.audio, rendered.sample_rate
-        try:
-            data = encode_bytes(audio, rate, fmt)
-        except postprocess.EncodeError as exc:
-            fmt, note = "wav", f"fallback_to_wav: {exc}"
-            data = encode_bytes(audio, rate, "wav")
-        seed = job.payload["seed"]
+        """Encode straight into the store's temp file and commit it with its JSON."""
+        encoded = encode_output(rendered.audio, rendered.sample_rate, request.format)
         when = datetime.now()
-        base = base_name(model.key, None if request.seed == protocol.AUTO_SEED else seed, request.artist, when)
-        meta = self._meta(job, request, model, rendered, fmt, note, when)
-        return self.store.commit(base, fmt, lambda handle: write_all(handle, data), meta)
+        seed = None if request.seed == protocol.AUTO_SEED else job.payload["seed"]
+        base = base_name(model.key, seed, request.artist, when)
+        meta = self._meta(job, request, model, rendered, encoded, when)
+        return self.store.commit(base, encoded.format, lambda handle: write_all(handle, encoded.data), meta)
 
-    def _meta(self, job: Job, request: GenerationRequest, model: ModelInfo, rendered: Rendered, fmt: str,
-              note: str | None, when: datetime) -> dict:
-        """The track's JSON (see the README's schema): what was asked, what was used, what was written."""
+    def _meta(self, job: Job, request: GenerationRequest, model: ModelInfo, rendered: Rendered, encoded: Encoded,
+              when: datetime) -> dict:
+        """The track's JSON (docs/JSON_SCHEMA.md): what was asked, what was used, what was written."""
         effective = job.payload["effective"]
         parameters = {
             **sampling_params(request),
@@ -195,19 +238,18 @@ class GenerationRunner:
             "duration": effective["duration"],
             "seed": job.payload["seed"],
             "seed_requested": request.seed,
-            "format": fmt,
             "format_requested": request.format,
+            **encoded.fields,
             "sample_rate": rendered.sample_rate,
             "sample_rate_requested": request.sample_rate,
             "channels": int(rendered.audio.shape[0]),
+            "keep_mono": request.keep_mono,
             "audio_prompt": self.uploads.display_name(request.audio_prompt),
             "continuation_source": self.uploads.display_name(request.continuation),
             "append_mode": False,
             "auto_tune": job.payload["auto_tune"],
             **rendered.fields,
         }
-        if note:
-            parameters["format_note"] = note
         if request.artist:
             parameters["artist"] = request.artist
         if request.stem_split:
@@ -228,26 +270,82 @@ class GenerationRunner:
         }
 
 
-def continuation_prompt(clip: AudioClip, model_rate: int, frame_rate: int) -> AudioClip:
-    """The clip's last (up to 29.5) seconds at the model rate, trimmed to whole codec frames.
+def output_rate(request: GenerationRequest, native_rate: int) -> int:
+    """The sample rate to write: the requested one, or ``native_rate`` (model or clip rate) for "original"."""
+    return native_rate if request.sample_rate == "original" else int(request.sample_rate)
 
-    Trimming the start to a multiple of the codec hop makes the model's new audio begin exactly
-    where the clip ends, so the original clip can be put back in front without a gap.
+
+def continuation_prompt(clip: AudioClip, model_rate: int) -> AudioClip:
+    """The clip's last (up to 29.5) seconds at the model rate, cut to a whole multiple of 0.5 s.
+
+    Cutting at the start keeps the clip's end, so the model's new audio begins exactly where the
+    clip ends and the original clip can be put back in front without a gap.
+
+    Args:
+        clip: float32 ``[C, T]`` at its own rate.
+        model_rate: the model's sample rate, Hz.
+
+    Returns:
+        float32 ``[C, T']`` at ``model_rate``, T' a multiple of 0.5 s.
+
+    Raises:
+        ValueError: when the clip is shorter than 0.5 s.
     """
     samples = postprocess.resample(clip.samples, clip.sample_rate, model_rate)
-    hop = model_rate // frame_rate
+    step = int(CONTINUATION_PROMPT_STEP_SECONDS * model_rate)
     keep = min(samples.shape[1], int(MAX_CONTINUATION_PROMPT_SECONDS * model_rate))
-    keep -= keep % hop
+    keep -= keep % step
     if keep <= 0:
-        raise ValueError("the continuation clip is too short (less than one codec frame)")
+        raise ValueError(f"the continuation clip lasts {clip.seconds:.2f} s; it must last at least "
+                         f"{CONTINUATION_PROMPT_STEP_SECONDS:g} s")
     return AudioClip(samples[:, samples.shape[1] - keep:], model_rate)
 
 
-def encode_bytes(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
-    """Encode to memory first, so a failed encoder never leaves a partial file."""
+def match_channels(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Give two ``[C, T]`` signals the same channel count before joining them.
+
+    Mono is repeated to the other's count; otherwise both keep only the channels they share
+    (the first ``min(C1, C2)``), as the original app did.
+    """
+    if first.shape[0] == second.shape[0]:
+        return first, second
+    if first.shape[0] == 1:
+        return np.repeat(first, second.shape[0], axis=0), second
+    if second.shape[0] == 1:
+        return first, np.repeat(second, first.shape[0], axis=0)
+    shared = min(first.shape[0], second.shape[0])
+    return first[:shared], second[:shared]
+
+
+def encode_output(audio: np.ndarray, sample_rate: int, fmt: str) -> Encoded:
+    """Encode in memory in the requested format, falling back to WAV when that format cannot be written.
+
+    Encoding to memory first means a failed encoder never leaves a partial file. For MP3 the real
+    bitrate is read back from the encoded frame headers.
+
+    Args:
+        audio: float32 ``[C, T]`` in [-1, 1].
+        sample_rate: Hz.
+        fmt: ``wav``, ``flac`` or ``mp3``.
+
+    Returns:
+        The file bytes, the format actually written and its JSON fields (``format``, and ``bitrate_kbps``
+        for MP3 or ``format_note`` / ``format_error`` after a fallback).
+    """
     buffer = io.BytesIO()
-    postprocess.encode(audio, sample_rate, fmt, buffer)
-    return buffer.getvalue()
+    try:
+        postprocess.encode(audio, sample_rate, fmt, buffer)
+    except postprocess.EncodeError as exc:
+        log.warning("cannot write %s (%s); writing WAV instead", fmt, exc)
+        buffer = io.BytesIO()
+        postprocess.encode(audio, sample_rate, "wav", buffer)
+        return Encoded(buffer.getvalue(), "wav", {"format": "wav", "format_note": "fallback_to_wav",
+                                                 "format_error": str(exc)[:300]})
+    fields: dict = {"format": fmt}
+    if fmt == "mp3":
+        buffer.seek(0)
+        fields["bitrate_kbps"] = postprocess.mp3_bitrate(buffer)
+    return Encoded(buffer.getvalue(), fmt, fields)
 
 
 def write_all(handle: IO[bytes], data: bytes) -> None:

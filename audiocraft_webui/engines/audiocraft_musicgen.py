@@ -4,10 +4,16 @@ torch and audiocraft are imported on first use only, so starting the web server 
 """
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import math
+import random
 import re
+import sys
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,11 +21,12 @@ from .. import compat
 from ..models import ModelInfo
 from .base import EngineError, GenerationOutput, GenerationSpec, ModelLoadError, PhaseCallback, StepCallback
 
+if TYPE_CHECKING:
+    from audiocraft.modules.codebooks_patterns import CodebooksPatternProvider
+
 log = logging.getLogger(__name__)
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-#: Extra decoding steps per window beyond one per frame (the delay pattern's last codebook lag + 1).
-DELAY_STEPS = 4
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -39,17 +46,49 @@ def pick_device(requested: str = "auto") -> str:
     return requested
 
 
-def plan_windows(total_frames: int, max_frames: int, stride_frames: int, prompt_frames: int) -> list[int]:
-    """Predict the new frames generated in each window, mirroring MusicGen's long-form loop."""
+@dataclass(frozen=True)
+class Window:
+    """One pass of MusicGen's long-form loop: ``frames`` codec frames in all, the first ``prompt`` of them given."""
+
+    frames: int
+    prompt: int
+
+
+def plan_windows(total_frames: int, max_frames: int, stride_frames: int, prompt_frames: int) -> list[Window]:
+    """Predict the windows MusicGen generates, mirroring audiocraft's ``MusicGen._generate_tokens`` loop.
+
+    Up to ``max_frames`` (30 s) there is one window. Beyond, each window is at most ``max_frames`` long
+    and the next starts ``stride_frames`` (18 s) later, its first ``frames - stride_frames`` frames (12 s)
+    being the prompt taken from the previous window.
+
+    Args:
+        total_frames: frames of the whole output, continuation prompt included.
+        max_frames: the model's window (``max_duration`` x frame rate).
+        stride_frames: ``extend_stride`` x frame rate.
+        prompt_frames: frames of the continuation prompt (0 without one).
+
+    Returns:
+        The windows in generation order.
+    """
     if total_frames <= max_frames:
-        return [max(total_frames - prompt_frames, 1)]
-    windows, offset, prompt_len = [], 0, prompt_frames
-    while offset + prompt_len < total_frames:
-        chunk = min(total_frames - offset, max_frames)
-        windows.append(max(chunk - prompt_len, 1))
-        prompt_len = chunk - stride_frames
+        return [Window(total_frames, prompt_frames)]
+    windows, offset, prompt = [], 0, prompt_frames
+    while offset + prompt < total_frames:
+        frames = min(total_frames - offset, max_frames)
+        windows.append(Window(frames, prompt))
+        prompt = frames - stride_frames
         offset += stride_frames
     return windows
+
+
+def window_steps(pattern_provider: CodebooksPatternProvider, window: Window) -> int:
+    """Count the decoding steps (one progress callback each) the LM runs for ``window``.
+
+    The LM walks its codebook pattern (e.g. the delay pattern) from the first step holding a frame
+    after the prompt to the pattern's end, exactly as ``LMModel.generate`` does.
+    """
+    pattern = pattern_provider.get_pattern(window.frames)
+    return len(pattern.layout) - pattern.get_first_step_with_timesteps(window.prompt)
 
 
 class WindowProgress:
@@ -82,6 +121,36 @@ class WindowProgress:
         fraction = (self._done_before + self._in_window) / (self._done_before + self._window_total + remaining)
         self._best = min(max(self._best, fraction), 1.0)
         self._on_step(self._best)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a generation draws from, so a fixed seed reproduces the track exactly.
+
+    torch drives the token sampling; Python's ``random`` picks the random time shift of the Demucs
+    pass inside the melody (chroma) conditioner.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+
+
+def trim_heap() -> None:
+    """Return the C heap's free pages to the system (glibc only; elsewhere nothing to do).
+
+    Model weights are allocated in pieces below glibc's mmap threshold, so freeing a model leaves
+    its pages in the heap: without this the server's RSS stays at the loaded size after an unload
+    (measured with musicgen-small on CPU: 2.6 GB after unload, 0.54 GB after ``malloc_trim``).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (e.g. musl)
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def describe_load_error(model: ModelInfo, exc: BaseException) -> str:
@@ -141,10 +210,13 @@ class AudiocraftEngine:
             torch.set_num_threads(self._threads)
 
     def ensure_loaded(self, model: ModelInfo, on_phase: PhaseCallback) -> None:
-        """Load ``model`` unless loaded; the previous model is freed first so two are never resident."""
+        """Load ``model`` unless loaded; the previous model is freed first so two are never resident.
+
+        Multi-Band Diffusion stays cached across a switch: it decodes the tokens of every MusicGen.
+        """
         if self._model_key == model.key and self._model is not None:
             return
-        self.unload()
+        self._drop_model()
         on_phase("loading_model")
         compat.install()
         from audiocraft.models import MusicGen
@@ -155,7 +227,7 @@ class AudiocraftEngine:
         except ModelLoadError:
             raise
         except Exception as exc:  # any loader failure becomes a clear message for this job only
-            self.unload()
+            self._drop_model()
             raise ModelLoadError(describe_load_error(model, exc)) from exc
         self._model_key = model.key
         log.info("loaded %s on %s", model.source, self.device)
@@ -166,8 +238,6 @@ class AudiocraftEngine:
         Raises:
             EngineError: when the request does not fit the loaded model.
         """
-        import torch
-
         model = self._require(spec.model)
         if spec.melody is not None and not spec.model.melody:
             raise EngineError(f"model '{spec.model.key}' does not support an audio prompt")
@@ -182,8 +252,9 @@ class AudiocraftEngine:
             prompt_frames = math.ceil(spec.continuation.seconds * frame_rate)
         windows = plan_windows(int(spec.duration * frame_rate), int(model.max_duration * frame_rate),
                                int(spec.extend_stride * frame_rate), prompt_frames)
-        model.set_custom_progress_callback(WindowProgress([w + DELAY_STEPS for w in windows], on_step))
-        torch.manual_seed(spec.seed)
+        steps = [window_steps(model.lm.pattern_provider, window) for window in windows]
+        model.set_custom_progress_callback(WindowProgress(steps, on_step))
+        seed_everything(spec.seed)
         try:
             result = self._run(model, spec)
         finally:
@@ -213,6 +284,10 @@ class AudiocraftEngine:
     def decode_mbd(self, output: GenerationOutput, on_step: StepCallback) -> np.ndarray:
         """Decode tokens with Multi-Band Diffusion (cached), stereo codes split into left and right.
 
+        The diffusion noise is seeded from the tokens themselves: the same tokens (so the same
+        generation seed) always decode to the same audio, whether MBD was just loaded (which draws
+        random numbers for its initial weights) or came from the cache.
+
         Returns:
             float32 ``[C, T]`` at the model's sample rate, the same shape as the EnCodec decode.
         """
@@ -225,6 +300,7 @@ class AudiocraftEngine:
         compression = self._model.compression_model if self._model is not None else None
         stereo = compression is not None and hasattr(compression, "get_left_right_codes")
         on_step(0.0)
+        torch.manual_seed(zlib.crc32(tokens.detach().cpu().numpy().tobytes()))
         with torch.no_grad():
             if stereo:
                 left, right = compression.get_left_right_codes(tokens)
@@ -260,16 +336,24 @@ class AudiocraftEngine:
             raise EngineError(f"model '{model.key}' is not loaded")
         return self._loaded()
 
-    def unload(self) -> None:
-        """Drop the MusicGen model and MBD and return their memory to the system."""
+    def _drop_model(self) -> None:
+        """Drop the MusicGen model (keeping MBD) and return its memory to the system."""
         self._model = None
         self._model_key = None
-        self._mbd = None
         self.free_memory()
 
+    def unload(self) -> None:
+        """Drop the MusicGen model and MBD and return their memory to the system."""
+        self._mbd = None
+        self._drop_model()
+
     def free_memory(self) -> None:
-        """Collect garbage and empty the accelerator caches (after a failure or an unload)."""
+        """Collect garbage, give freed heap pages back to the system and empty the accelerator caches.
+
+        Called after an unload, a failure or a cancel.
+        """
         gc.collect()
+        trim_heap()
         if self._device is None:
             return
         import torch

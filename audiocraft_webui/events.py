@@ -46,7 +46,7 @@ def register(socketio: SocketIO, services: Services) -> None:
             _check_available(parsed)
         except RequestError as exc:
             return _refuse(protocol.SUBMIT_SLIDERS, exc.as_json())
-        return _enqueue(parsed)
+        return _enqueue(protocol.SUBMIT_SLIDERS, parsed)
 
     @socketio.on(protocol.RERUN)
     def on_rerun(payload: object = None) -> dict:
@@ -68,7 +68,7 @@ def register(socketio: SocketIO, services: Services) -> None:
                                       "continuation": params.get("continuation_source")})
         except RequestError as exc:
             return _refuse(protocol.RERUN, exc.as_json())
-        return _enqueue(parsed)
+        return _enqueue(protocol.RERUN, parsed)
 
     @socketio.on(protocol.CANCEL_JOB)
     def on_cancel(payload: object = None) -> dict:
@@ -110,15 +110,16 @@ def register(socketio: SocketIO, services: Services) -> None:
                 raise RequestError(field_name, f"the uploaded clip {name!r} ({field_name.replace('_', ' ')}) "
                                                f"is gone; upload it again") from None
 
-    def _enqueue(parsed: GenerationRequest) -> dict:
-        """Queue a validated request and announce it."""
+    def _enqueue(event: str, parsed: GenerationRequest) -> dict:
+        """Queue a validated request and announce it before the worker can send anything about it."""
         sid = request.sid  # type: ignore[attr-defined]
-        try:
-            job, position = services.submit_generation(parsed, sid)
-        except QueueFull as exc:
-            return _refuse(protocol.SUBMIT_SLIDERS, {"type": "queue_full", "field": None, "message": str(exc)})
-        if parsed.seed == protocol.AUTO_SEED:
-            services.emit(protocol.UPDATE_SEED, {"job_id": job.id, "seed": job.payload["seed"]}, to=sid)
-        services.emit(protocol.ADD_TO_QUEUE, {"job_id": job.id, "prompt": parsed.prompt, "position": position})
+        with services.emit.held():
+            try:
+                job, position = services.submit_generation(parsed, sid)
+            except QueueFull as exc:
+                return _refuse(event, {"type": "queue_full", "field": None, "message": str(exc)})
+            if parsed.seed == protocol.AUTO_SEED:
+                services.emit(protocol.UPDATE_SEED, {"job_id": job.id, "seed": job.payload["seed"]}, to=sid)
+            services.emit(protocol.ADD_TO_QUEUE, {"job_id": job.id, "prompt": parsed.prompt, "position": position})
         return {"ok": True, "job_id": job.id, "seed": job.payload["seed"], "position": position,
                 "clamped": parsed.clamped, "auto_tune": job.payload["auto_tune"]}

@@ -29,7 +29,11 @@ class Emitter:
 
     def __init__(self, socketio: SocketIO) -> None:
         self._socketio = socketio
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+
+    def held(self) -> threading.RLock:
+        """Hold back other threads' events (``with emitter.held(): ...``) so a sequence goes out first."""
+        return self._lock
 
     def __call__(self, event: str, payload: object, to: str | None = None) -> None:
         """Send an event to one client (``to`` = its sid) or to every client.

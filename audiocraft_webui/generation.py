@@ -2,7 +2,7 @@
 
 ``prepare`` runs in the Socket.IO handler (so the seed and auto-tune are known at once and the
 job is self-contained); ``GenerationRunner.run`` runs on the worker thread. The fields of the
-track JSON are documented in ``docs/JSON_SCHEMA.md``.
+track JSON are documented in the README's "JSON schema" section.
 """
 from __future__ import annotations
 
@@ -229,7 +229,7 @@ class GenerationRunner:
 
     def _meta(self, job: Job, request: GenerationRequest, model: ModelInfo, rendered: Rendered, encoded: Encoded,
               when: datetime) -> dict:
-        """The track's JSON (docs/JSON_SCHEMA.md): what was asked, what was used, what was written."""
+        """The track's JSON (README, "JSON schema"): what was asked, what was used, what was written."""
         effective = job.payload["effective"]
         parameters = {
             **sampling_params(request),

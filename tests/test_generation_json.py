@@ -9,7 +9,7 @@ import pytest
 from audiocraft_webui import postprocess
 from tests.generation_support import module_env, spy_on, write_clip
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
 
 env = module_env("json")
 
@@ -98,8 +98,8 @@ def test_every_field_of_the_track_json_and_last_run_is_documented_in_both_langua
     fields = keys_of([env.meta(done) for done in tracks]) | keys_of(last_run(env))
     assert {"bitrate_kbps", "format_note", "continuation_loudness_gain_applied", "lufs_before"} <= {
         key for _, key in fields}
-    for doc in ("JSON_SCHEMA.md", "JSON_SCHEMA.ru.md"):
-        text = (DOCS / doc).read_text(encoding="utf-8")
+    for doc in ("README.md", "README.ru.md"):
+        text = (ROOT / doc).read_text(encoding="utf-8")
         missing = {f"{parent}.{key}" for parent, key in fields if f"`{key}`" not in text
                    and f"`{parent}.{key}`" not in text}
         assert not missing, doc

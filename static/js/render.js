@@ -191,7 +191,8 @@ function formatValue(p) {
   if (!p.format) return null;
   return p.format_requested && p.format_requested !== p.format
     ? { key: "format.fallback", vars: { format: p.format, requested: p.format_requested } }
-    : p.format.toUpperCase();
+    : p.bitrate_kbps ? { key: "format.bitrate", vars: { format: p.format.toUpperCase(), kbps: p.bitrate_kbps } }
+      : p.format.toUpperCase();
 }
 
 function autoTuneValue(block) {

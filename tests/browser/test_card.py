@@ -37,7 +37,7 @@ def test_card_player_copy_seed_and_real_extension(page: Page, live_server, tmp_p
     name = message.get_attribute("data-track")
     expect(card.locator("[data-role=track-title]")).to_have_text(name)
     expect(card.locator("[data-param=seed]")).to_have_text("4242")
-    expect(card.locator("[data-param=format]")).to_have_text("MP3")
+    expect(card.locator("[data-param=format]")).to_have_text("MP3, 320 kbps")
     expect(card.locator("[data-param=model]")).to_have_text("small")
     expect(card.locator("[data-param=top_p]")).to_have_text("0.67")
     expect(message.locator("[data-action=open-track]")).to_have_text(f"{name}.mp3")

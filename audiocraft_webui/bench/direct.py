@@ -1,0 +1,119 @@
+"""The baseline side of the benchmark: the same work as an app job, called directly in a plain process.
+
+The parent starts ``python -m audiocraft_webui.bench.direct --device D --threads N`` with the same hub,
+device and torch thread count as the server, then sends one JSON request per line on stdin and reads
+one JSON answer per line. Requests run in the process's main thread, as a script would run them:
+
+* ``{"op": "generate", "params": {...}, "out": FILE}``: the app's engine generates with the same model,
+  sampling parameters and seed, the audio is loudness-normalised and written to FILE as WAV, exactly
+  what the app writes for the track (without its JSON, queue or events).
+* ``{"op": "separate", "model": NAME, "path": FILE, "out": DIR}``: ``demucs.api.Separator`` splits FILE
+  and the four stems are written to DIR as 16-bit WAV, the way the app writes a stem set.
+
+Each answer is ``{"seconds": wall, "cpu_seconds": process CPU time}`` for the request, or ``{"error": ...}``.
+Anything the libraries print goes to stderr, so stdout carries answers only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+from .. import compat
+from .procs import answer_channel
+
+
+class DirectRunner:
+    """Holds the loaded engine and splitter between requests, like a long-running script would."""
+
+    def __init__(self, device: str, threads: int) -> None:
+        from ..engines import create_engine
+
+        self.device = device
+        self.threads = threads
+        self.engine = create_engine("audiocraft", device=device, threads=threads)
+        self.engine.prepare_thread()
+        self._separators: dict[str, object] = {}
+
+    def generate(self, params: dict, out: Path) -> None:
+        """Generate with the engine and write the loudness-normalised WAV the app would write."""
+        from .. import generation, postprocess
+        from ..engines import GenerationSpec
+        from ..models import ModelCatalog
+
+        model = ModelCatalog().resolve(params["model"])
+        self.engine.ensure_loaded(model, lambda _phase: None)
+        spec = GenerationSpec(model=model, prompt=params["prompt"], duration=float(params["duration"]),
+                              top_k=params["top_k"], top_p=params["top_p"], temperature=params["temperature"],
+                              cfg_coef=params["cfg_coef"], seed=params["seed"])
+        output = self.engine.generate(spec, lambda _fraction: None)
+        audio, _ = postprocess.normalize_loudness(output.audio[:, output.prompt_samples:], output.sample_rate,
+                                                  target_lufs=generation.TARGET_LUFS)
+        audio = postprocess.to_output_channels(audio, keep_mono=False)
+        with out.open("wb") as handle:
+            postprocess.encode(audio, output.sample_rate, "wav", handle)
+
+    def separate(self, model: str, path: Path, out: Path) -> None:
+        """Split ``path`` with Demucs (model cached) and write each stem as 16-bit WAV into ``out``."""
+        import soundfile as sf
+        import torch
+
+        separator = self._separator(model)
+        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        _, stems = separator.separate_tensor(torch.from_numpy(samples.T.copy()), rate)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, stem in stems.items():
+            sf.write(str(out / f"{name}.wav"), stem.clamp(-1, 1).numpy().T, separator.samplerate, subtype="PCM_16")
+
+    def _separator(self, model: str):
+        """The Demucs separator for ``model``, loaded once, with the app's default shifts and overlap."""
+        if model not in self._separators:
+            from demucs.api import Separator
+
+            from ..config import DEFAULTS
+
+            self._separators[model] = Separator(model=model, device=self.engine.device, progress=False,
+                                                shifts=int(DEFAULTS["DEMUCS_SHIFTS"]),
+                                                overlap=float(DEFAULTS["DEMUCS_OVERLAP"]))
+        return self._separators[model]
+
+    def handle(self, request: dict) -> dict:
+        """Run one request and time it (wall clock and this process's CPU time)."""
+        started, cpu_started = time.perf_counter(), time.process_time()
+        if request["op"] == "generate":
+            self.generate(request["params"], Path(request["out"]))
+        elif request["op"] == "separate":
+            self.separate(request["model"], Path(request["path"]), Path(request["out"]))
+        else:
+            raise ValueError(f"unknown op {request['op']!r}")
+        return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started}
+
+
+def serve(runner: DirectRunner, requests: IO[str], answers: IO[str]) -> None:
+    """Answer requests line by line until stdin closes."""
+    for line in requests:
+        try:
+            answer = runner.handle(json.loads(line))
+        except Exception as exc:  # noqa: BLE001 - the parent reports it; the process stays usable
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Child-process entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m audiocraft_webui.bench.direct")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args(argv)
+    answers = answer_channel()
+    compat.install()
+    serve(DirectRunner(args.device, args.threads), sys.stdin, answers)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,299 @@
+"""The processes the benchmark drives: the real ``webui.py`` server with a Socket.IO client, the direct
+baseline process, and what ``/proc`` says about them (RSS, peak RSS, CPU time).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from ..config import REPO_ROOT
+from .hubs import offline_env
+
+#: Seconds a server may take to answer ``GET /`` after it was started.
+START_TIMEOUT = 120.0
+#: Seconds one job may take, model load included (real-size models on a slow, shared CPU).
+JOB_TIMEOUT = 900.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_KIB = 1024
+
+
+class BenchError(RuntimeError):
+    """A benchmark step could not be measured (a job failed, a process died); the message says which."""
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """``{"rss": VmRSS, "peak": VmHWM}`` of a process in MB, from ``/proc/<pid>/status``."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / _KIB
+    return {"rss": fields["VmRSS"], "peak": fields["VmHWM"]}
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset a process's peak RSS (VmHWM) to its current RSS; False where the kernel does not allow it."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a whole process (every thread), from ``/proc/<pid>/stat``."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def get_status(port: int, path: str = "/") -> int:
+    """HTTP status of ``GET path`` on the loopback server."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def finish(process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait for a child that was asked to exit; kill it if it does not within ``timeout`` seconds."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def answer_channel() -> IO[str]:
+    """A child process's own copy of stdout for its answers; the libraries' prints on fd 1 go to stderr."""
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return answers
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class Server:
+    """One ``webui.py`` process on a free loopback port, started on an offline hub."""
+
+    def __init__(self, hub: Path, data_dir: Path, log: Path, *, device: str, threads: int,
+                 flags: tuple[str, ...] = ()) -> None:
+        self.hub = hub
+        self.data_dir = data_dir
+        self.log = log
+        self.command = [sys.executable, "webui.py", "--data-dir", str(data_dir), "--device", device,
+                        "--threads", str(threads), "--log-level", "WARNING", *flags]
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        assert self.process is not None, "the server is not running"
+        return self.process.pid
+
+    def start(self) -> float:
+        """Start the server and wait until ``GET /`` answers 200.
+
+        Returns:
+            Seconds from spawning the process to the first 200.
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            started = time.perf_counter()
+            self.process = subprocess.Popen([*self.command, "--port", str(self.port)], cwd=REPO_ROOT,
+                                            env=offline_env(self.hub), stdin=subprocess.DEVNULL, stdout=out,
+                                            stderr=subprocess.STDOUT)
+        deadline = started + START_TIMEOUT
+        while True:
+            try:
+                if get_status(self.port) == 200:
+                    return time.perf_counter() - started
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.perf_counter() > deadline:
+                self.stop()
+                raise BenchError(f"webui.py did not start:\n{log_tail(self.log)}")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        """Terminate the server."""
+        if self.process is not None:
+            self.process.terminate()
+            finish(self.process)
+
+
+@dataclass(frozen=True)
+class JobTiming:
+    """One job through the app, timed by the client.
+
+    Attributes:
+        wall: seconds from emitting the request to receiving the job's terminal event.
+        first_progress: seconds from emitting the request to the job's first progress event.
+        ack: seconds from emitting the request to its acknowledgement.
+        server_cpu: CPU seconds the server process spent meanwhile (every thread).
+        result: the terminal event's payload.
+    """
+
+    wall: float
+    first_progress: float
+    ack: float
+    server_cpu: float
+    result: dict
+
+
+class AppClient:
+    """A real python-socketio client on the websocket transport, recording every event with its arrival time."""
+
+    def __init__(self, server: Server) -> None:
+        import socketio
+
+        self.server = server
+        self._events: dict[str, list[tuple[float, str, dict]]] = defaultdict(list)
+        self._cond = threading.Condition()
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.on("*", self._record)
+        self.sio.connect(server.url, transports=["websocket"], wait_timeout=30)
+        if self.sio.transport() != "websocket":
+            raise BenchError(f"the client fell back to {self.sio.transport()}; install simple-websocket")
+
+    def _record(self, event: str, *args: object) -> None:
+        """Keep a job's events by job id, with the time they arrived."""
+        received = time.perf_counter()
+        payload = args[0] if args else None
+        if isinstance(payload, dict) and isinstance(payload.get("job_id"), str):
+            with self._cond:
+                self._events[payload["job_id"]].append((received, event, payload))
+                self._cond.notify_all()
+
+    def run_job(self, event: str, payload: dict, terminal: str, progress: str) -> JobTiming:
+        """Submit one job, wait for its terminal event and time it.
+
+        Raises:
+            BenchError: the request was refused, the job did not finish in time, or it did not succeed.
+        """
+        pid = self.server.pid
+        cpu_before = cpu_seconds(pid)
+        started = time.perf_counter()
+        ack = self.sio.call(event, payload, timeout=60)
+        acked = time.perf_counter()
+        if not isinstance(ack, dict) or not ack.get("ok"):
+            raise BenchError(f"{event} was refused: {ack}")
+        job_id = ack["job_id"]
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._find(job_id, terminal) is not None, JOB_TIMEOUT):
+                raise BenchError(f"job {job_id} did not finish within {JOB_TIMEOUT:.0f} s")
+            finished, result = self._find(job_id, terminal)
+            first = self._find(job_id, progress)
+        server_cpu = cpu_seconds(pid) - cpu_before
+        if result.get("state") != "done":
+            raise BenchError(f"job {job_id} ended {result.get('state')}: {result.get('error')}\n"
+                             f"{log_tail(self.server.log)}")
+        return JobTiming(wall=finished - started, first_progress=(first[0] if first else finished) - started,
+                         ack=acked - started, server_cpu=server_cpu, result=result)
+
+    def _find(self, job_id: str, event: str) -> tuple[float, dict] | None:
+        """The first ``event`` of a job received so far (caller holds the condition)."""
+        for received, name, payload in self._events.get(job_id, ()):
+            if name == event:
+                return received, payload
+        return None
+
+    def upload(self, path: Path, route: str = "/upload_demucs_any") -> str:
+        """Upload an audio file through the app's upload route; returns its upload id."""
+        import requests
+
+        with path.open("rb") as handle:
+            answer = requests.post(self.server.url + route, files={"file": (path.name, handle, "audio/wav")},
+                                   timeout=60)
+        data = answer.json()
+        if not data.get("ok"):
+            raise BenchError(f"upload refused: {data}")
+        return str(data["id"])
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.sio.disconnect()
+
+
+class DirectProcess:
+    """The direct baseline (``python -m audiocraft_webui.bench.direct``) as a long-lived child process."""
+
+    def __init__(self, hub: Path, log: Path, *, device: str, threads: int) -> None:
+        self.log = log
+        with log.open("ab") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "audiocraft_webui.bench.direct", "--device", device, "--threads",
+                 str(threads)], cwd=REPO_ROOT, env=offline_env(hub), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=err, text=True)
+
+    def call(self, request: dict) -> dict:
+        """Send one request and wait for its answer (``seconds``, ``cpu_seconds``).
+
+        Raises:
+            BenchError: the request failed or the process died.
+        """
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise BenchError(f"the direct process died:\n{log_tail(self.log)}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise BenchError(f"direct {request['op']} failed: {answer['error']}")
+        return answer
+
+    def close(self) -> None:
+        """Close its stdin, which ends it."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        finish(self.process)
+
+
+def timed_process(command: list[str], env: dict[str, str], log: Path) -> float:
+    """Run a command to completion; returns seconds from spawn to exit.
+
+    Raises:
+        BenchError: it exited with an error.
+    """
+    with log.open("ab") as out:
+        started = time.perf_counter()
+        code = subprocess.call(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                               stderr=subprocess.STDOUT)
+        elapsed = time.perf_counter() - started
+    if code != 0:
+        raise BenchError(f"{' '.join(command[:4])} … exited {code}:\n{log_tail(log)}")
+    return elapsed

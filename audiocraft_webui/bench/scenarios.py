@@ -1,0 +1,349 @@
+"""The measurements: each function runs one scenario side by side and returns its section of the results.
+
+Every ratio compares the app with the same work done directly, measured in the same run with the runs
+interleaved (A B, B A, A B ...), so slow drifts of a shared machine fall on both sides alike.
+"""
+from __future__ import annotations
+
+import io
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import postprocess, protocol
+from .hubs import offline_env
+from .procs import (
+    AppClient,
+    BenchError,
+    DirectProcess,
+    JobTiming,
+    Server,
+    memory_mb,
+    reset_peak,
+    timed_process,
+)
+
+PROMPT = "lofi hip hop beat with mellow piano and soft drums"
+SEED = 1234
+#: What a "fresh process importing audiocraft" runs (the compat shims are needed for the import to work at all).
+IMPORT_AUDIOCRAFT = "from audiocraft_webui import compat; compat.install(); import audiocraft.models"
+MODEL_RATE = 32000
+POSTPROCESS_RATE = 48000
+STEM_RATE = 44100
+#: Seconds to let a finished job's clean-up settle before reading the server's RSS.
+SETTLE_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much one benchmark run measures.
+
+    Attributes:
+        name: ``quick`` (smoke test, tiny models), ``cpu`` or ``gpu``.
+        hub: the hub kind (see :mod:`.hubs`).
+        device: torch device for the server and the direct process.
+        threads: torch intra-op threads for both (the server's ``--threads``).
+        tiny_reps, tiny_duration: interleaved pairs and seconds of audio for the tiny model.
+        real: seconds of audio per real-architecture model key, measured with ``real_reps`` pairs each.
+        switch: two model keys, the larger last: the server switches from the first to the second.
+        stem_seconds, stem_reps, cli_reps: clip length, app/direct pairs and CLI runs of the stem scenario.
+        ui_reps: server starts (and as many fresh ``import audiocraft.models`` processes).
+        postprocess_seconds, postprocess_reps: audio length and repetitions of the post-processing timing.
+        decode_seconds: audio generated per model by the GPU decode timing (``--gpu`` only).
+    """
+
+    name: str
+    hub: str
+    device: str
+    threads: int
+    tiny_reps: int
+    tiny_duration: int
+    real: dict[str, int]
+    real_reps: int
+    switch: tuple[str, str]
+    stem_seconds: float
+    stem_reps: int
+    cli_reps: int
+    ui_reps: int
+    postprocess_seconds: float
+    postprocess_reps: int
+    decode_seconds: int = 10
+
+
+#: Repo of the tiny model in every hub kind: ``musicgen-large`` stays tiny in all of them.
+TINY_KEY = "large"
+
+
+def summary(samples: list[float], scale: float = 1.0, digits: int = 4) -> dict:
+    """``{"samples": [...], "median": m}``, each value times ``scale`` and rounded."""
+    return {"samples": [round(value * scale, digits) for value in samples],
+            "median": round(statistics.median(samples) * scale, digits)}
+
+
+def pair_ratio(app: list[float], direct: list[float]) -> float:
+    """Median over interleaved pairs of app time ÷ direct time."""
+    return statistics.median(a / d for a, d in zip(app, direct, strict=True))
+
+
+def cpu_ratio(app: list[JobTiming], direct: list[dict]) -> float:
+    """Median CPU seconds of the server per app job ÷ median CPU seconds of the direct process per run.
+
+    CPU time hardly moves when other programs share the cores, so this ratio stays readable on a busy
+    machine where wall-clock ratios do not (it misses time spent waiting, e.g. for fsync).
+    """
+    return round(statistics.median(run.server_cpu for run in app)
+                 / statistics.median(run["cpu_seconds"] for run in direct), 4)
+
+
+def synth_audio(seconds: float, rate: int, channels: int = 2, seed: int = 0) -> np.ndarray:
+    """Deterministic music-like float32 ``[C, T]``: chords, a bass line and noise hits; speed is all it is for."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) / 3
+    bass = np.sin(2 * np.pi * 55.0 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
+    hits = rng.standard_normal(t.size) * np.exp(-((t % 0.5) * 30))
+    mono = 0.25 * chord + 0.3 * bass + 0.2 * hits
+    return np.stack([np.roll(mono, 37 * c) for c in range(channels)]).astype(np.float32)
+
+
+def generation_params(model: str, duration: int) -> dict:
+    """The generation both sides run: fixed seed, explicit sampling values, no auto-tune."""
+    return {"prompt": PROMPT, "model": model, "duration": duration, "seed": SEED, "top_k": 250, "top_p": 0.0,
+            "temperature": 1.0, "cfg_coef": 3.0}
+
+
+def app_generate(client: AppClient, params: dict) -> JobTiming:
+    """One ``submit_sliders`` job through the app, checked to have written its audio file and JSON."""
+    timing = client.run_job(protocol.SUBMIT_SLIDERS, {**params, "auto_tune": False, "format": "wav",
+                                                      "sample_rate": "original"},
+                            protocol.ON_FINISH_AUDIO, protocol.PROGRESS)
+    root = client.server.data_dir
+    for name in (timing.result.get("filename"), timing.result.get("json_filename")):
+        if not name or not (root / name).is_file():
+            raise BenchError(f"the job finished but {name!r} is not on disk")
+    return timing
+
+
+def interleave(reps: int, app: Callable[[int], None], direct: Callable[[int], None]) -> None:
+    """Run ``reps`` pairs, alternating which side goes first (A B, B A, ...)."""
+    for index in range(reps):
+        sides = (app, direct) if index % 2 == 0 else (direct, app)
+        for side in sides:
+            side(index)
+
+
+def generation_overhead(client: AppClient, direct: DirectProcess, params: dict, reps: int, out: Path,
+                        architecture: str) -> tuple[dict, list[float]]:
+    """App job vs the same generation on the engine plus writing the same WAV, interleaved, model loaded.
+
+    Returns:
+        The section, and the first-progress latencies (seconds) of the app runs.
+    """
+    app: list[JobTiming] = []
+    direct_runs: list[dict] = []
+    interleave(reps, lambda _i: app.append(app_generate(client, params)),
+               lambda i: direct_runs.append(direct.call({"op": "generate", "params": params,
+                                                         "out": str(out / f"direct-{params['model']}-{i}.wav")})))
+    app_s = [run.wall for run in app]
+    direct_s = [run["seconds"] for run in direct_runs]
+    section = {
+        "model": params["model"], "architecture": architecture, "audio_seconds": params["duration"], "pairs": reps,
+        "app_s": summary(app_s), "direct_s": summary(direct_s),
+        "ratio": round(pair_ratio(app_s, direct_s), 4),
+        "ratio_of_medians": round(statistics.median(app_s) / statistics.median(direct_s), 4),
+        "overhead_ms": round((statistics.median(app_s) - statistics.median(direct_s)) * 1000, 1),
+        "cpu_ratio": cpu_ratio(app, direct_runs),
+        "ack_ms": summary([run.ack for run in app], 1000, 1),
+    }
+    return section, [run.first_progress for run in app]
+
+
+def stems_overhead(client: AppClient, direct: DirectProcess, server: Server, clip: Path, reps: int,
+                   cli_reps: int, work: Path) -> dict:
+    """A ``demucs_any`` job through the app vs Demucs called directly vs one ``demucs`` CLI process per job."""
+    model = "htdemucs"
+
+    def app_split() -> JobTiming:
+        upload = client.upload(clip)
+        return client.run_job(protocol.DEMUCS_ANY, {"id": upload}, protocol.DEMUCS_ANY_DONE,
+                              protocol.DEMUCS_ANY_PROGRESS)
+
+    def direct_split(index: int) -> dict:
+        return direct.call({"op": "separate", "model": model, "path": str(clip), "out": str(work / f"direct-{index}")})
+
+    with ThreadPoolExecutor(1) as pool:  # both load the model (untimed) at the same time
+        warm = pool.submit(direct_split, -1)
+        app_split()
+        warm.result()
+    app: list[JobTiming] = []
+    direct_runs: list[dict] = []
+    interleave(reps, lambda _i: app.append(app_split()), lambda i: direct_runs.append(direct_split(i)))
+    app_s = [run.wall for run in app]
+    direct_s = [run["seconds"] for run in direct_runs]
+    env = offline_env(server.hub)
+    threads = server.command[server.command.index("--threads") + 1]
+    if threads != "0":
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    device = server.command[server.command.index("--device") + 1]
+    cli = [timed_process([sys.executable, "-m", "demucs", "-n", model, "-d", device, "-o", str(work / f"cli-{i}"),
+                          str(clip)], env, work / "demucs-cli.log") for i in range(cli_reps)]
+    return {
+        "model": model, "audio_seconds": round(postprocess.probe(clip).duration, 3), "pairs": reps,
+        "app_s": summary(app_s), "direct_s": summary(direct_s), "cli_s": summary(cli),
+        "ratio": round(pair_ratio(app_s, direct_s), 4),
+        "ratio_of_medians": round(statistics.median(app_s) / statistics.median(direct_s), 4),
+        "cpu_ratio": cpu_ratio(app, direct_runs),
+        "cli_ratio": round(statistics.median(cli) / statistics.median(direct_s), 4),
+    }
+
+
+def ui_ready(hub: Path, work: Path, profile: Profile) -> dict:
+    """Server start to the first ``GET /`` answer, against a fresh process importing ``audiocraft.models``."""
+    ready: list[float] = []
+    imports: list[float] = []
+    log = work / "ui-ready.log"
+
+    def start(index: int) -> None:
+        server = Server(hub, work / f"ui-data-{index}", log, device=profile.device, threads=profile.threads)
+        try:
+            ready.append(server.start())
+        finally:
+            server.stop()
+
+    interleave(profile.ui_reps, start,
+               lambda _i: imports.append(timed_process([sys.executable, "-c", IMPORT_AUDIOCRAFT],
+                                                       offline_env(hub), log)))
+    return {"ready_s": summary(ready), "import_audiocraft_s": summary(imports),
+            "ratio": round(statistics.median(ready) / statistics.median(imports), 4)}
+
+
+def postprocess_speed(seconds: float, reps: int) -> dict:
+    """Resample stereo model-rate audio to 48 kHz and encode it to each format, as a fraction of its duration."""
+    audio = synth_audio(seconds, MODEL_RATE)
+    formats = {}
+    for fmt in postprocess.ENCODINGS:
+        times = []
+        for _ in range(reps):
+            started = time.perf_counter()
+            resampled = postprocess.resample(audio, MODEL_RATE, POSTPROCESS_RATE)
+            postprocess.encode(resampled, POSTPROCESS_RATE, fmt, io.BytesIO())
+            times.append(time.perf_counter() - started)
+        median = statistics.median(times)
+        formats[fmt] = {"seconds": summary(times), "fraction_of_duration": round(median / seconds, 5)}
+    started = time.perf_counter()
+    postprocess.normalize_loudness(audio, MODEL_RATE)
+    loudness = time.perf_counter() - started
+    return {"audio_seconds": seconds, "channels": 2, "rate_in": MODEL_RATE, "rate_out": POSTPROCESS_RATE,
+            "formats": formats, "normalize_loudness_fraction": round(loudness / seconds, 5),
+            "worst_fraction": max(entry["fraction_of_duration"] for entry in formats.values())}
+
+
+def settled_memory(pid: int) -> dict[str, float]:
+    """The server's memory after a short pause for clean-up, in MB."""
+    time.sleep(SETTLE_SECONDS)
+    return memory_mb(pid)
+
+
+def run_app(hub: Path, work: Path, profile: Profile, architectures: dict[str, str]) -> dict:
+    """Everything that needs the running app: overheads, first progress, stems, memory of a switch.
+
+    Args:
+        hub: the offline hub (``HF_HOME``).
+        work: a scratch folder for data folders, logs and outputs.
+        profile: what to measure.
+        architectures: model key -> architecture label, for the results.
+    """
+    server = Server(hub, work / "app-data", work / "server.log", device=profile.device, threads=profile.threads)
+    direct = DirectProcess(hub, work / "direct.log", device=profile.device, threads=profile.threads)
+    results: dict = {}
+    try:
+        server.start()
+        client = AppClient(server)
+        memory = {"start_mb": memory_mb(server.pid)["rss"]}
+        tiny = generation_params(TINY_KEY, profile.tiny_duration)
+        warm_up(client, direct, tiny, work)
+        memory["runtime_mb"] = settled_memory(server.pid)["rss"]
+        section, first = generation_overhead(client, direct, tiny, profile.tiny_reps, work, architectures[TINY_KEY])
+        results["overhead_tiny"] = section
+        first_progress = list(first)
+        for key, seconds in profile.real.items():
+            params = generation_params(key, seconds)
+            warm_up(client, direct, params, work)
+            memory.setdefault("loaded_mb", settled_memory(server.pid)["rss"])
+            section, first = generation_overhead(client, direct, params, profile.real_reps, work, architectures[key])
+            results[f"overhead_{key}"] = section
+            first_progress += first
+        results["first_progress"] = {"ms": summary(first_progress, 1000, 1), "model_loaded": True}
+        memory["switch"] = switch_peak(client, server, profile)
+        clip = work / "stems-clip.wav"
+        with clip.open("wb") as handle:
+            postprocess.encode(synth_audio(profile.stem_seconds, STEM_RATE, seed=1), STEM_RATE, "wav", handle)
+        results["stems"] = stems_overhead(client, direct, server, clip, profile.stem_reps, profile.cli_reps, work)
+        results["memory"] = memory
+        client.close()
+    finally:
+        direct.close()
+        server.stop()
+    return results
+
+
+def warm_up(client: AppClient, direct: DirectProcess, params: dict, work: Path) -> None:
+    """Load a model on both sides at once and run it once each (untimed)."""
+    with ThreadPoolExecutor(1) as pool:
+        warm = pool.submit(direct.call, {"op": "generate", "params": params, "out": str(work / "warm-up.wav")})
+        app_generate(client, params)
+        warm.result()
+
+
+def switch_peak(client: AppClient, server: Server, profile: Profile) -> dict:
+    """Peak RSS while the server switches from the model it holds (the profile's first) to the larger one."""
+    first, second = profile.switch
+    exact = reset_peak(server.pid)
+    app_generate(client, generation_params(second, 1))
+    return {"from": first, "to": second, "peak_mb": memory_mb(server.pid)["peak"], "peak_reset": exact}
+
+
+def unload_memory(hub: Path, work: Path, profile: Profile) -> dict:
+    """RSS of a ``--unload-after-gen`` server before and after a job, and that job's peak (the model alone).
+
+    "Before" is after a tiny warm-up job: the runtime (torch, audiocraft) is imported and no model is held,
+    which is the state the server returns to after every unloading job.
+    """
+    server = Server(hub, work / "unload-data", work / "server-unload.log", device=profile.device,
+                    threads=profile.threads, flags=("--unload-after-gen",))
+    try:
+        server.start()
+        client = AppClient(server)
+        start = memory_mb(server.pid)["rss"]
+        app_generate(client, generation_params(TINY_KEY, 1))
+        before = settled_memory(server.pid)["rss"]
+        exact = reset_peak(server.pid)
+        model = profile.switch[1]
+        app_generate(client, generation_params(model, 1))
+        after = settled_memory(server.pid)
+        client.close()
+    finally:
+        server.stop()
+    return {"start_mb": start, "before_mb": before, "after_mb": after["rss"], "model": model,
+            "model_alone_peak_mb": after["peak"], "peak_reset": exact, "ratio": round(after["rss"] / before, 4)}
+
+
+#: The benchmark's profiles: ``quick`` checks that every figure is produced (tiny models, a minute);
+#: ``cpu`` is the full CPU run (about ten minutes on two cores); ``gpu`` the real sizes on CUDA.
+PROFILES = {
+    "quick": Profile(name="quick", hub="tiny", device="cpu", threads=1, tiny_reps=2, tiny_duration=5,
+                     real={"small": 2}, real_reps=1, switch=("small", "stereo-small"), stem_seconds=3.0,
+                     stem_reps=1, cli_reps=1, ui_reps=1, postprocess_seconds=5.0, postprocess_reps=1),
+    "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_reps=7, tiny_duration=30,
+                   real={"small": 1}, real_reps=3, switch=("small", "stereo-small"), stem_seconds=5.0,
+                   stem_reps=4, cli_reps=2, ui_reps=3, postprocess_seconds=30.0, postprocess_reps=3),
+    "gpu": Profile(name="gpu", hub="gpu", device="cuda", threads=0, tiny_reps=5, tiny_duration=10,
+                   real={"medium": 10, "small": 10}, real_reps=3, switch=("small", "medium"), stem_seconds=30.0,
+                   stem_reps=3, cli_reps=2, ui_reps=3, postprocess_seconds=30.0, postprocess_reps=3),
+}

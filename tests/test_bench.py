@@ -1,0 +1,91 @@
+"""The benchmark runs end to end in its quick mode and reports every figure (a smoke test, never a timing)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from audiocraft_webui.bench import gpu, report
+from audiocraft_webui.config import REPO_ROOT
+
+#: Every figure a CPU run reports, as paths into its "results".
+FIGURES = [
+    ("overhead_tiny", "ratio"), ("overhead_tiny", "cpu_ratio"), ("overhead_tiny", "overhead_ms"),
+    ("overhead_small", "ratio"), ("overhead_small", "app_s", "median"), ("overhead_small", "direct_s", "median"),
+    ("first_progress", "ms", "median"),
+    ("ui_ready", "ratio"), ("ui_ready", "ready_s", "median"), ("ui_ready", "import_audiocraft_s", "median"),
+    ("stems", "ratio"), ("stems", "cli_ratio"), ("stems", "cli_s", "median"),
+    ("postprocess", "formats", "wav", "fraction_of_duration"), ("postprocess", "formats", "flac", "fraction_of_duration"),
+    ("postprocess", "formats", "mp3", "fraction_of_duration"),
+    ("memory", "start_mb"), ("memory", "loaded_mb"), ("memory", "unload", "before_mb"), ("memory", "unload", "after_mb"),
+    ("memory", "unload", "ratio"), ("memory", "switch", "peak_mb"), ("memory", "switch", "ratio"),
+]
+
+
+def figure(results: dict, path: tuple[str, ...]) -> object:
+    """The value at ``path``, or None."""
+    node: object = results
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+@pytest.mark.slow
+def test_quick_bench_reports_every_figure(tiny_hub: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "audiocraft_webui.bench", "--quick", "--tiny-hub", str(tiny_hub),
+                          "--work", str(tmp_path), "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True,
+                         timeout=600, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = json.loads(out.read_text())
+    missing = [path for path in FIGURES if not isinstance(figure(data["results"], path), (int, float))]
+    assert missing == []
+    assert {row["label"] for row in data["targets"]} == {target.label for target in report.TARGETS
+                                                        if target.value(data["results"]) is not None}
+    assert len(data["targets"]) == 7
+    assert data["machine"]["cpus"] and data["settings"]["name"] == "quick"
+    assert "overhead ratio, tiny model" in run.stdout and str(out) in run.stdout
+    assert list(tmp_path.glob("work-*")) == []
+
+
+@pytest.mark.parametrize(("name", "bandwidth"), [
+    ("NVIDIA H100 80GB HBM3", 3350), ("NVIDIA H100 PCIe", 2000), ("NVIDIA H200", 4800),
+    ("NVIDIA A100-SXM4-80GB", 2039), ("NVIDIA A100-SXM4-40GB", 1555), ("NVIDIA GeForce RTX 4090", 1008),
+    ("Tesla T4", 320), ("NVIDIA A10G", 600), ("Some Future GPU", None),
+])
+def test_bandwidth_table_knows_the_usual_gpus(name: str, bandwidth: float | None) -> None:
+    assert gpu.table_bandwidth(name) == bandwidth
+
+
+def test_targets_compare_in_the_right_direction() -> None:
+    results = {"overhead_tiny": {"ratio": 1.01}, "decode": {"small": {"percent_of_limit": 42.0}}}
+    rows = {row["label"]: row["met"] for row in report.check_targets(results)}
+    assert rows == {"overhead ratio, tiny model": True, "decode % of bandwidth limit, small (app, eager)": False}
+
+
+def test_static_decoder_computes_the_same_logits_as_audiocraft(tiny_hub: Path) -> None:
+    """The GPU fast path (static KV cache) reproduces ``LMModel.forward`` step by step, and yields valid codes."""
+    import torch
+    from audiocraft.models import MusicGen
+
+    from audiocraft_webui import compat
+    from audiocraft_webui.bench.fastlm import StaticDecoder, cfg_condition_tensors
+
+    torch.manual_seed(0)
+    with compat.checkpoint_globals():
+        model = MusicGen.get_pretrained("facebook/musicgen-small", device="cpu")
+    conditions = cfg_condition_tensors(model, "lofi beat with piano")
+    decoder = StaticDecoder(model.lm, conditions, frames=12)
+    decoder.reset()
+    with torch.no_grad():
+        for _ in range(decoder.steps()):
+            decoder.step()
+            inputs = decoder.sequence[..., :int(decoder.offset) - 1]
+            reference = model.lm(torch.cat([inputs, inputs]), conditions=[], condition_tensors=conditions)[:, :, -1]
+            assert torch.allclose(decoder.logits, reference.float(), rtol=1e-4, atol=1e-5)
+    codes = decoder.generate()
+    assert codes.shape == (1, model.lm.num_codebooks, 12)
+    assert bool(((codes >= 0) & (codes < model.lm.card)).all())

@@ -87,7 +87,27 @@ class Services:
 
     def broadcast_queue(self) -> None:
         """Send the queue snapshot to every tab (so a second tab sees the same state)."""
-        self.emit(protocol.QUEUE_STATE, self.queue.snapshot)
+        self.emit(protocol.QUEUE_STATE, self.queue_update)
+
+    def queue_update(self) -> dict:
+        """The snapshot sent after a change: only the newest finished job keeps its track metadata.
+
+        ``result.meta`` (the track JSON, with its 600-point waveform) of the job that just finished
+        shows that track; the older ones went out with their own change already, and the snapshot a
+        tab gets when it connects stays complete. Sending every recent track's metadata after every
+        change (about 130 kB once the history is full) made a job's first progress event twice as late.
+        """
+        snapshot = self.queue.snapshot()
+        snapshot["recent"][1:] = [without_track_meta(job) for job in snapshot["recent"][1:]]
+        return snapshot
+
+
+def without_track_meta(job: dict) -> dict:
+    """A job of a queue snapshot without the track JSON in its result (the file on disk has it)."""
+    result = job.get("result")
+    if not isinstance(result, dict) or "meta" not in result:
+        return job
+    return {**job, "result": {key: value for key, value in result.items() if key != "meta"}}
 
 
 def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None = None) -> Services:

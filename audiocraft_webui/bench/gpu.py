@@ -17,6 +17,7 @@ the GPU is free again before the app scenarios start. ``--device cpu`` runs the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -129,10 +130,15 @@ def fast_decode_speed(model, audio_seconds: int, device: str, floor: float) -> d
         ``{variant: {steps_per_second, ms_per_step, percent_of_limit}}`` for ``static_cache`` and, on CUDA,
         ``cuda_graph``.
     """
+    import torch
+
     from .fastlm import StaticDecoder, cfg_condition_tensors
 
     variants = {}
-    with model.autocast:  # the dtype policy audiocraft's own generate runs under
+    # audiocraft generates under fp16 autocast on CUDA (off on CPU); graphs need autocast's weight cache off.
+    autocast = (torch.autocast("cuda", dtype=torch.float16, cache_enabled=False) if device.startswith("cuda")
+                else contextlib.nullcontext())
+    with autocast:
         decoder = StaticDecoder(model.lm, cfg_condition_tensors(model, PROMPT), audio_seconds * FRAME_RATE)
         for name in ("static_cache", "cuda_graph"):
             if name == "cuda_graph":

@@ -89,3 +89,18 @@ def test_static_decoder_computes_the_same_logits_as_audiocraft(tiny_hub: Path) -
     codes = decoder.generate()
     assert codes.shape == (1, model.lm.num_codebooks, 12)
     assert bool(((codes >= 0) & (codes < model.lm.card)).all())
+
+
+def test_queue_broadcast_keeps_track_metadata_only_for_the_newest_finished_job(services) -> None:
+    """The snapshot sent after each change stays small however long the history (a performance fix)."""
+    from audiocraft_webui.jobs import Job, JobState
+
+    for name in ("older", "newer"):
+        job = Job(kind="generate", payload={}, label=name)
+        services.queue.submit(job)
+        services.queue.take(0)
+        services.queue.finish(job, JobState.DONE, result={"name": name, "meta": {"waveform": [0.5] * 600}})
+    recent = services.queue_update()["recent"]
+    assert [job["result"] for job in recent] == [{"name": "newer", "meta": {"waveform": [0.5] * 600}},
+                                                 {"name": "older"}]
+    assert "meta" in services.queue.snapshot()["recent"][1]["result"]  # the on-connect snapshot is complete

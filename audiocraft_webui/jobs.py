@@ -66,8 +66,8 @@ class Job:
         }
 
     def persisted(self) -> dict:
-        """The job with its payload, as kept in the queue file."""
-        return {**self.public(), "payload": self.payload}
+        """The job with its payload, as kept in the queue file (a track's JSON stays in its own file)."""
+        return {**without_track_meta(self.public()), "payload": self.payload}
 
     @classmethod
     def restore(cls, data: dict) -> Job:
@@ -78,6 +78,14 @@ class Job:
         job.error, job.result = data.get("error"), data.get("result")
         job.started, job.finished = data.get("started"), data.get("finished")
         return job
+
+
+def without_track_meta(job: dict) -> dict:
+    """A job description without the track JSON in its result (the file on disk has it; it is large)."""
+    result = job.get("result")
+    if not isinstance(result, dict) or "meta" not in result:
+        return job
+    return {**job, "result": {key: value for key, value in result.items() if key != "meta"}}
 
 
 class JobQueue:

@@ -11,7 +11,7 @@ from . import protocol
 from .config import data_dir
 from .engines import MusicEngine, create_engine
 from .generation import GenerationRunner, prepare
-from .jobs import Job, JobQueue
+from .jobs import Job, JobQueue, without_track_meta
 from .models import ModelCatalog
 from .protocol import GenerationRequest
 from .stems import ANY_KIND, STEMS_KIND, DemucsSplitter, StemService
@@ -101,13 +101,6 @@ class Services:
         snapshot["recent"][1:] = [without_track_meta(job) for job in snapshot["recent"][1:]]
         return snapshot
 
-
-def without_track_meta(job: dict) -> dict:
-    """A job of a queue snapshot without the track JSON in its result (the file on disk has it)."""
-    result = job.get("result")
-    if not isinstance(result, dict) or "meta" not in result:
-        return job
-    return {**job, "result": {key: value for key, value in result.items() if key != "meta"}}
 
 
 def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None = None) -> Services:

@@ -84,3 +84,15 @@ def test_restore_ignores_a_missing_or_corrupt_file(tmp_path):
     assert JobQueue(state_file=state).restore() == []
     state.write_text("{not json")
     assert JobQueue(state_file=state).restore() == []
+
+
+def test_the_queue_file_keeps_results_without_the_track_json(tmp_path):
+    state = tmp_path / "jobs.json"
+    queue = JobQueue(state_file=state)
+    job = make_job()
+    queue.submit(job)
+    queue.take(0)
+    queue.finish(job, JobState.DONE, result={"name": "t", "meta": {"waveform": [0.5] * 600}})
+    stored = json.loads(state.read_text())["recent"][0]
+    assert stored["result"] == {"name": "t"} and stored["payload"] == job.payload
+    assert queue.snapshot()["recent"][0]["result"]["meta"]["waveform"][0] == 0.5

@@ -16,7 +16,7 @@ from .storage import UnsafeName
 log = logging.getLogger(__name__)
 
 
-def _refuse(event: str, error: dict) -> dict:
+def refuse(event: str, error: dict) -> dict:
     """Tell the requesting tab why its request was refused (event and ack carry the same error)."""
     emit(protocol.REQUEST_ERROR, {"event": event, "error": error})
     return {"ok": False, "error": error}
@@ -45,7 +45,7 @@ def register(socketio: SocketIO, services: Services) -> None:
             parsed = protocol.parse_generation_request(payload, services.catalog)
             _check_available(parsed)
         except RequestError as exc:
-            return _refuse(protocol.SUBMIT_SLIDERS, exc.as_json())
+            return refuse(protocol.SUBMIT_SLIDERS, exc.as_json())
         return _enqueue(protocol.SUBMIT_SLIDERS, parsed)
 
     @socketio.on(protocol.RERUN)
@@ -55,19 +55,19 @@ def register(socketio: SocketIO, services: Services) -> None:
         track = services.store.get(name)
         stored = track.meta.get("request") if track else None
         if not isinstance(stored, dict):
-            return _refuse(protocol.RERUN, {"type": "not_found", "field": "name",
+            return refuse(protocol.RERUN, {"type": "not_found", "field": "name",
                                             "message": "this track has no stored request to rerun"})
         try:
             parsed = GenerationRequest.from_json(stored)
         except TypeError:
-            return _refuse(protocol.RERUN, {"type": "invalid_request", "field": "name",
+            return refuse(protocol.RERUN, {"type": "invalid_request", "field": "name",
                                             "message": "the stored request of this track cannot be read"})
         params = track.meta.get("parameters") or {}
         try:
             _check_available(parsed, {"audio_prompt": params.get("audio_prompt"),
                                       "continuation": params.get("continuation_source")})
         except RequestError as exc:
-            return _refuse(protocol.RERUN, exc.as_json())
+            return refuse(protocol.RERUN, exc.as_json())
         return _enqueue(protocol.RERUN, parsed)
 
     @socketio.on(protocol.CANCEL_JOB)
@@ -75,11 +75,11 @@ def register(socketio: SocketIO, services: Services) -> None:
         """Cancel a running job (at its next step) or remove a queued one."""
         job_id = payload.get("job_id") if isinstance(payload, dict) else None
         if not isinstance(job_id, str):
-            return _refuse(protocol.CANCEL_JOB, {"type": "invalid_request", "field": "job_id",
+            return refuse(protocol.CANCEL_JOB, {"type": "invalid_request", "field": "job_id",
                                                  "message": "job_id is missing"})
         outcome = services.queue.cancel(job_id)
         if outcome == "unknown":
-            return _refuse(protocol.CANCEL_JOB, {"type": "not_found", "field": "job_id",
+            return refuse(protocol.CANCEL_JOB, {"type": "not_found", "field": "job_id",
                                                  "message": "no such job in the queue"})
         if outcome == "removed":
             job = services.queue.get(job_id)  # just moved to the history, so always found
@@ -117,7 +117,7 @@ def register(socketio: SocketIO, services: Services) -> None:
             try:
                 job, position = services.submit_generation(parsed, sid)
             except QueueFull as exc:
-                return _refuse(event, {"type": "queue_full", "field": None, "message": str(exc)})
+                return refuse(event, {"type": "queue_full", "field": None, "message": str(exc)})
             if parsed.seed == protocol.AUTO_SEED:
                 services.emit(protocol.UPDATE_SEED, {"job_id": job.id, "seed": job.payload["seed"]}, to=sid)
             services.emit(protocol.ADD_TO_QUEUE, {"job_id": job.id, "prompt": parsed.prompt, "position": position})

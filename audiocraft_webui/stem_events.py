@@ -9,7 +9,7 @@ from flask import request
 from flask_socketio import SocketIO
 
 from . import protocol
-from .events import _refuse
+from .events import refuse
 from .protocol import RequestError
 from .services import Services
 
@@ -37,13 +37,13 @@ def register(socketio: SocketIO, services: Services) -> None:
     def on_request_stems(payload: object = None) -> dict:
         """Queue a stem split of a track that has none; ``target`` is all (default) or one stem."""
         if not isinstance(payload, dict):
-            return _refuse(protocol.REQUEST_STEMS, NOT_AN_OBJECT)
+            return refuse(protocol.REQUEST_STEMS, NOT_AN_OBJECT)
         sid = request.sid  # type: ignore[attr-defined]
         target = payload.get("target") or "all"
         try:
             job, position = services.stems.request_track_split(track_name(payload), target, sid)
         except RequestError as exc:
-            return _refuse(protocol.REQUEST_STEMS, exc.as_json())
+            return refuse(protocol.REQUEST_STEMS, exc.as_json())
         return {"ok": True, "job_id": job.id, "name": job.payload["name"], "target": job.payload["target"],
                 "position": position}
 
@@ -51,12 +51,12 @@ def register(socketio: SocketIO, services: Services) -> None:
     def on_demucs_any(payload: object = None) -> dict:
         """Queue a four-stem split of a file uploaded through ``/upload_demucs_any`` (``{id}``)."""
         if not isinstance(payload, dict):
-            return _refuse(protocol.DEMUCS_ANY, NOT_AN_OBJECT)
+            return refuse(protocol.DEMUCS_ANY, NOT_AN_OBJECT)
         upload = payload.get("id") or payload.get("path") or payload.get("filePath")
         sid = request.sid  # type: ignore[attr-defined]
         try:
             job, position = services.stems.request_any_split(upload, sid)
         except RequestError as exc:
-            return _refuse(protocol.DEMUCS_ANY, exc.as_json())
+            return refuse(protocol.DEMUCS_ANY, exc.as_json())
         return {"ok": True, "job_id": job.id, "id": job.payload["id"], "upload": job.payload["upload"],
                 "display_name": job.payload["display_name"], "position": position}

@@ -19,7 +19,7 @@ from . import postprocess
 from .services import EXTENSION_KEY, Services
 from .stems import StemFolders, mix_files
 from .storage import UnsafeName
-from .views import _upload
+from .views import accept_upload
 
 bp = Blueprint("stems", __name__)
 
@@ -54,7 +54,7 @@ class MixError(ValueError):
 @bp.post("/upload_demucs_any")
 def upload_demucs_any() -> tuple[Response, int]:
     """Upload any audio file (field ``file``: WAV, FLAC, MP3 or OGG) to split with ``demucs_any``."""
-    return _upload("file", "demucs")
+    return accept_upload("file", "demucs")
 
 
 @bp.get("/api/stems/<name>")

@@ -32,7 +32,7 @@ from . import postprocess, protocol
 from .fileio import TMP_PREFIX, fsync_dir
 from .jobs import Job, JobQueue, JobState, QueueFull
 from .protocol import RequestError
-from .storage import TRASH_PREFIX, TrackStore, UnsafeName, _remove_tree, safe_child
+from .storage import TRASH_PREFIX, TrackStore, UnsafeName, remove_tree, safe_child
 from .uploads import UploadStore
 from .worker import Emit, JobCancelled, Progress, error_info
 
@@ -369,7 +369,7 @@ class StemFolders:
             return
         trash = self.root / f"{TRASH_PREFIX}{time.time_ns()}-{key}"
         os.replace(path, trash)
-        _remove_tree(trash)
+        remove_tree(trash)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -306,7 +306,7 @@ class TrackStore:
             trashes = _move_to_trash(victims, stamp)
             journal.unlink()
         for trash in trashes:
-            _remove_tree(trash)
+            remove_tree(trash)
         return removed
 
     def _finish_removal(self, folders: tuple[Path, ...]) -> None:
@@ -344,10 +344,10 @@ class TrackStore:
                 continue
             for path in folder.iterdir():
                 if path.name.startswith(TMP_PREFIX):
-                    _remove_tree(path)
+                    remove_tree(path)
                     report.removed_temp.append(path.relative_to(self.root).as_posix())
                 elif path.name.startswith(TRASH_PREFIX):
-                    _remove_tree(path)
+                    remove_tree(path)
                     report.finished_trash.append(path.relative_to(self.root).as_posix())
         self._quarantine_broken(report)
         if report.removed_temp or report.quarantined or report.finished_trash:
@@ -398,7 +398,7 @@ def _move_to_trash(victims: list[Path], stamp: str) -> set[Path]:
     return trashes
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """Remove a file, a link (never its target) or a folder tree."""
     if path.is_symlink() or path.is_file():
         path.unlink(missing_ok=True)

@@ -65,7 +65,7 @@ def favicon() -> Response:
     return send_file(current_app.static_folder + "/favicon.svg", mimetype="image/svg+xml")
 
 
-def _upload(field: str, purpose: str) -> tuple[Response, int]:
+def accept_upload(field: str, purpose: str) -> tuple[Response, int]:
     """Accept one uploaded audio file into the uploads store."""
     storage = request.files.get(field)
     if storage is None:
@@ -80,13 +80,13 @@ def _upload(field: str, purpose: str) -> tuple[Response, int]:
 @bp.post("/upload_melody")
 def upload_melody() -> tuple[Response, int]:
     """Upload an audio prompt for a melody model (field ``melody``)."""
-    return _upload("melody", "melody")
+    return accept_upload("melody", "melody")
 
 
 @bp.post("/upload_continuation")
 def upload_continuation() -> tuple[Response, int]:
     """Upload a clip for the model to continue (field ``continuation``)."""
-    return _upload("continuation", "continuation")
+    return accept_upload("continuation", "continuation")
 
 
 @bp.get("/static/audio/<name>")

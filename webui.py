@@ -10,7 +10,7 @@ import sys
 
 from werkzeug.serving import WSGIRequestHandler
 
-from audiocraft_webui import compat
+from audiocraft_webui import compat, heap
 from audiocraft_webui.config import DEFAULTS
 from audiocraft_webui.security import TOKEN_PARAM, is_loopback
 
@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     compat.install()
+    heap.tune_allocator()
     from audiocraft_webui import create_app
 
     host = LISTEN_ALL if args.listen and is_loopback(args.host) else args.host

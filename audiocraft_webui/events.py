@@ -111,7 +111,11 @@ def register(socketio: SocketIO, services: Services) -> None:
                                                f"is gone; upload it again") from None
 
     def _enqueue(event: str, parsed: GenerationRequest) -> dict:
-        """Queue a validated request and announce it before the worker can send anything about it."""
+        """Queue a validated request and announce it before the worker can send anything about it.
+
+        The last run is written after the announcement, so the worker's first events (and the
+        job itself) do not wait for that file.
+        """
         sid = request.sid  # type: ignore[attr-defined]
         with services.emit.held():
             try:
@@ -121,5 +125,6 @@ def register(socketio: SocketIO, services: Services) -> None:
             if parsed.seed == protocol.AUTO_SEED:
                 services.emit(protocol.UPDATE_SEED, {"job_id": job.id, "seed": job.payload["seed"]}, to=sid)
             services.emit(protocol.ADD_TO_QUEUE, {"job_id": job.id, "prompt": parsed.prompt, "position": position})
+        services.remember_last_run(parsed, job)
         return {"ok": True, "job_id": job.id, "seed": job.payload["seed"], "position": position,
                 "clamped": parsed.clamped, "auto_tune": job.payload["auto_tune"]}

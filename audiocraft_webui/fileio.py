@@ -60,14 +60,20 @@ def atomic_write_bytes(path: Path, writer: Callable[[IO[bytes]], None]) -> None:
     fsync_dir(path.parent)
 
 
-def json_bytes(data: object) -> bytes:
-    """Encode JSON the way every file of the app is written (UTF-8, readable Cyrillic)."""
+def json_bytes(data: object, *, compact: bool = False) -> bytes:
+    """Encode JSON the way every file of the app is written (UTF-8, readable Cyrillic).
+
+    Files people read are indented; ``compact`` ones (the queue file, rewritten three times per
+    job) are written on one line by the C encoder, about four times faster.
+    """
+    if compact:
+        return (json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
     return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def atomic_write_json(path: Path, data: object) -> None:
+def atomic_write_json(path: Path, data: object, *, compact: bool = False) -> None:
     """Replace a JSON file atomically."""
-    payload = json_bytes(data)
+    payload = json_bytes(data, compact=compact)
     atomic_write_bytes(path, lambda handle: handle.write(payload))
 
 

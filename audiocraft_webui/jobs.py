@@ -214,7 +214,7 @@ class JobQueue:
                         "recent": [job.persisted() for job in self._recent],
                     }
                 try:
-                    atomic_write_json(self._state_file, data)
+                    atomic_write_json(self._state_file, data, compact=True)
                 except OSError:
                     log.exception("could not persist the job queue to %s", self._state_file)
         if self._on_change is not None:

@@ -63,17 +63,15 @@ class Services:
     interrupted: list[Job] = field(default_factory=list)
 
     def submit_generation(self, request: GenerationRequest, sid: str | None) -> tuple[Job, int]:
-        """Resolve seed and auto-tune, queue the job, then remember the request as the last run.
-
-        The job is queued first so the worker starts while the last run is being written (one
-        fsynced write less between a submit and its first progress event).
-        """
+        """Resolve seed and auto-tune and queue the job; returns it with its queue position."""
         payload = prepare(request, self.catalog)
         job = Job(kind="generate", payload=payload, label=request.prompt, sid=sid)
-        position = self.queue.submit(job)
+        return job, self.queue.submit(job)
+
+    def remember_last_run(self, request: GenerationRequest, job: Job) -> None:
+        """Keep the user's request as the last run (the form is pre-filled from it)."""
         self.store.save_last_run({"model": request.model, "prompt": request.prompt,
-                                  "request": request.as_json(), "last_seed": payload["seed"]})
-        return job, position
+                                  "request": request.as_json(), "last_seed": job.payload["seed"]})
 
     def emit_job_event(self, event: str, payload: object, to: str | None = None) -> None:
         """Send a worker event, adding the fields its job wants on every event (a track name, an upload id).

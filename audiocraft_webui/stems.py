@@ -30,6 +30,7 @@ import numpy as np
 
 from . import postprocess, protocol
 from .fileio import TMP_PREFIX, fsync_dir
+from .heap import trim_heap
 from .jobs import Job, JobQueue, JobState, QueueFull
 from .protocol import RequestError
 from .storage import TRASH_PREFIX, TrackStore, UnsafeName, remove_tree, safe_child
@@ -173,12 +174,13 @@ class DemucsSplitter:
         return Separation(stems, int(separator.samplerate))
 
     def unload(self) -> None:
-        """Drop the model and empty the accelerator cache."""
+        """Drop the model, give its memory back to the system and empty the accelerator cache."""
         with self._lock:
             if self._separator is None:
                 return
             self._separator = None
         gc.collect()
+        trim_heap()
         import torch
 
         if self._device and self._device.startswith("cuda") and torch.cuda.is_available():

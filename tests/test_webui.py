@@ -35,7 +35,9 @@ def test_main_never_enables_the_reloader_or_the_debugger(monkeypatch, tmp_path):
 
     seen = {}
     monkeypatch.setattr(SocketIO, "run", lambda self, app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(webui.heap, "tune_allocator", lambda: seen.update(tuned=True) or True)
     assert webui.main(["--port", "5123", "--data-dir", str(tmp_path), "--unload-after-gen", "--device", "cpu"]) == 0
+    assert seen["tuned"], "the server sets its allocator thresholds (tests/test_heap.py) before it starts"
     assert {key: seen[key] for key in ("host", "port", "debug", "use_reloader", "allow_unsafe_werkzeug")} == {
         "host": "127.0.0.1", "port": 5123, "debug": False, "use_reloader": False, "allow_unsafe_werkzeug": True}
 

@@ -43,6 +43,9 @@ def test_quick_bench_reports_every_figure(tiny_hub: Path, tmp_path: Path) -> Non
     data = json.loads(out.read_text())
     missing = [path for path in FIGURES if not isinstance(figure(data["results"], path), (int, float))]
     assert missing == []
+    tiny = data["results"]["overhead_tiny"]
+    assert len(tiny["process_couples"]) == data["settings"]["tiny_instances"]
+    assert tiny["pairs"] == data["settings"]["tiny_instances"] * data["settings"]["tiny_reps"]
     assert {row["label"] for row in data["targets"]} == {target.label for target in report.TARGETS
                                                         if target.value(data["results"]) is not None}
     assert len(data["targets"]) == 7

@@ -1,4 +1,4 @@
-"""The server's allocator settings (glibc, Linux): freed blocks stay in the heap while it works and go back on unload."""
+"""The server's allocator (glibc): freed blocks stay in the heap while it works and go back on unload."""
 from __future__ import annotations
 
 import subprocess

@@ -9,7 +9,8 @@ and covers the polling and WebSocket transports alike.
 When the server listens beyond loopback (``--listen``) it also requires credentials for every
 request, the page and Socket.IO included: a token (``?token=`` once, or ``Authorization: Bearer``)
 or a user and password (HTTP Basic). A successful login sets an HttpOnly, SameSite=Strict session
-cookie, which the browser then sends on every request, WebSocket handshakes included.
+cookie, which the browser then sends on every request, WebSocket handshakes included. An address
+that fails to log in too often within a minute is answered 429 until the minute is over.
 """
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ import binascii
 import hmac
 import ipaddress
 import json
+import math
 import re
 import secrets
 import socket
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
@@ -38,7 +43,12 @@ POLICY_KEY = "access_policy"
 #: A well-formed ``Host`` header: a DNS name, IPv4 or bracketed IPv6 address, and an optional port.
 HOST_HEADER = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?")
 #: Status lines of the refusals.
-STATUS_LINES = {400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden"}
+STATUS_LINES = {400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden", 429: "429 Too Many Requests"}
+#: Failed logins one address may make within ``LOGIN_WINDOW`` seconds before it has to wait.
+LOGIN_FAILURES = 10
+LOGIN_WINDOW = 60.0
+#: Addresses whose failures are remembered at once (the oldest is forgotten first).
+LOGIN_ADDRESSES = 1024
 #: The request headers :func:`check_request` reads, lower-case.
 GUARDED_HEADERS = ("host", "origin", "sec-fetch-site", "cookie", "authorization")
 
@@ -205,6 +215,48 @@ def check_request(method: str, path: str, headers: Mapping[str, str | None], pol
     return None
 
 
+class LoginThrottle:
+    """Slow password guessing down: an address with too many recent failed logins waits before the next try."""
+
+    def __init__(self, limit: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, address: str) -> int:
+        """Seconds before ``address`` may try to log in again (0: now)."""
+        with self._lock:
+            recent = self._recent(address)
+            if len(recent) < self.limit:
+                return 0
+            return max(1, math.ceil(recent[0] + self.window - self._clock()))
+
+    def failed(self, address: str) -> None:
+        """Count a failed login of ``address``."""
+        with self._lock:
+            recent = self._recent(address)
+            recent.append(self._clock())
+            self._failures.pop(address, None)
+            self._failures[address] = recent  # most recent last, so the oldest address is evicted first
+            while len(self._failures) > LOGIN_ADDRESSES:
+                self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, address: str) -> None:
+        """Forget the failures of an address that has just logged in."""
+        with self._lock:
+            self._failures.pop(address, None)
+
+    def _recent(self, address: str) -> deque[float]:
+        """The failures of ``address`` within the window, oldest first (caller holds the lock)."""
+        recent = self._failures.get(address, deque(maxlen=self.limit))
+        while recent and recent[0] <= self._clock() - self.window:
+            recent.popleft()
+        return recent
+
+
 def _json_response(start_response: Callable, status: str, payload: dict,
                    extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
     """Answer with a small JSON body."""
@@ -217,19 +269,29 @@ def _json_response(start_response: Callable, status: str, payload: dict,
 class RequestGuard:
     """WSGI middleware applying :func:`check_request` to every request (HTTP and Socket.IO)."""
 
-    def __init__(self, app: Callable, policy: AccessPolicy) -> None:
+    def __init__(self, app: Callable, policy: AccessPolicy, throttle: LoginThrottle | None = None) -> None:
         self.app = app
         self.policy = policy
+        self.throttle = throttle or LoginThrottle()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        """Refuse with 400 (bad Host), 403 (bad Origin) or 401 (no login) before the app sees the request."""
+        """Refuse with 400 (bad Host), 403 (bad Origin), 401 (no login) or 429 (too many failed logins)."""
         headers = {name: environ.get("HTTP_" + name.upper().replace("-", "_")) for name in GUARDED_HEADERS}
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         token = dict(query).get(TOKEN_PARAM)
+        address = str(environ.get("REMOTE_ADDR", ""))
+        attempt = self.policy.auth_required and (bool(headers["authorization"]) or token is not None)
+        wait = self.throttle.retry_after(address) if attempt else 0
+        if wait:
+            return _json_response(start_response, STATUS_LINES[429], {
+                "success": False, "ok": False, "error": f"too many failed logins; try again in {wait} s"},
+                [("Retry-After", str(wait))])
         logging_in = (method == "GET" and not path.startswith(SOCKETIO_PATH) and token is not None
                       and self.policy.token is not None and _equal(token, self.policy.token))
         refusal = check_request(method, path, headers, self.policy, logging_in=logging_in)
+        if attempt:
+            self._count(address, failed=refusal is not None and refusal.status == 401)
         if refusal is not None:
             extra = [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')] \
                 if refusal.status == 401 and self.policy.basic else []
@@ -245,6 +307,13 @@ class RequestGuard:
         if self.policy.auth_required and credentials(headers, self.policy) == "header":
             return self.app(environ, self._with_cookie(start_response))
         return self.app(environ, start_response)
+
+    def _count(self, address: str, *, failed: bool) -> None:
+        """Record how a request carrying credentials came out, for the login throttle."""
+        if failed:
+            self.throttle.failed(address)
+        else:
+            self.throttle.succeeded(address)
 
     def _cookie_header(self) -> tuple[str, str]:
         """The Set-Cookie header that logs this browser in for the life of the server process."""

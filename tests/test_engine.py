@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from audiocraft_webui.engines import GenerationSpec, ModelLoadError
+from audiocraft_webui.engines import audiocraft_musicgen
 from audiocraft_webui.engines.audiocraft_musicgen import AudiocraftEngine, pick_device
 from audiocraft_webui.models import ModelCatalog
 
@@ -81,12 +82,16 @@ def test_switching_models_frees_the_old_one_before_loading_the_new(engine, monke
         return real(name, device=device)
 
     monkeypatch.setattr(MusicGen, "get_pretrained", staticmethod(spying_loader))
+    trims = []
+    monkeypatch.setattr(audiocraft_musicgen, "trim_heap", lambda: trims.append(engine.loaded_model))
     phases = []
     engine.ensure_loaded(MELODY, phases.append)
     assert alive_during_load == [False]
     assert engine.loaded_model == "melody" and phases == ["loading_model"]
+    assert trims == [None, "melody"], "the heap is trimmed after the old model goes and after the new one loads"
     engine.ensure_loaded(MELODY, phases.append)
     assert phases == ["loading_model"], "an already loaded model is not loaded again"
+    assert trims == [None, "melody"]
 
 
 def test_unload_releases_the_model(engine):

@@ -17,7 +17,7 @@ import socketio
 import websocket
 
 import webui
-from audiocraft_webui.security import SESSION_COOKIE, AccessPolicy
+from audiocraft_webui.security import LOGIN_FAILURES, LOGIN_WINDOW, SESSION_COOKIE, AccessPolicy, LoginThrottle
 from tests.serverproc import LiveClient, ServerProcess, request
 
 EVIL = "https://evil.example"
@@ -193,6 +193,48 @@ def test_with_a_password_every_request_needs_it(basic_app, path, method):
     assert "SameSite=Strict" in accepted.headers["Set-Cookie"]
     # The cookie alone now works (the browser sends it on the WebSocket handshake too).
     assert client.open(path, method=method, headers=host).status_code == 200
+
+
+def test_password_guessing_is_slowed_per_address_and_a_login_clears_it(basic_app):
+    now = [1000.0]
+    basic_app.wsgi_app.throttle = LoginThrottle(clock=lambda: now[0])
+    guesser = basic_app.test_client(use_cookies=False)  # every request stands alone, as in a guessing script
+    host = {"Host": "192.168.1.5:5000"}
+
+    def login(password: str, client=guesser) -> int:
+        return client.get("/api/tracks", headers={**host, "Authorization": basic("ann", password)}).status_code
+
+    for _ in range(3):  # a browser's first request carries no credentials: never counted
+        assert guesser.get("/api/tracks", headers=host).status_code == 401
+    assert [login(f"guess{index}") for index in range(LOGIN_FAILURES)] == [401] * LOGIN_FAILURES
+    locked = guesser.get("/api/tracks", headers={**host, "Authorization": basic("ann", "s3cret")})
+    assert locked.status_code == 429 and locked.json["ok"] is False and "too many failed logins" in locked.json["error"]
+    assert int(locked.headers["Retry-After"]) == LOGIN_WINDOW
+    assert guesser.get("/?token=guess", headers=host).status_code == 429
+    assert guesser.get("/api/tracks", headers=host).status_code == 401, "no credentials: the login prompt, as before"
+    # Another device is not locked out.
+    other = basic_app.test_client(use_cookies=False)
+    other.environ_base["REMOTE_ADDR"] = "192.168.1.7"
+    assert login("s3cret", other) == 200
+
+    now[0] += LOGIN_WINDOW
+    assert login("s3cret") == 200
+    assert [login(f"again{index}") for index in range(LOGIN_FAILURES - 1)] == [401] * (LOGIN_FAILURES - 1)
+    assert login("s3cret") == 200, "the login cleared the earlier failures"
+
+
+def test_the_throttle_forgets_old_failures_and_bounds_its_memory():
+    now = [0.0]
+    throttle = LoginThrottle(limit=3, window=60.0, clock=lambda: now[0])
+    for second in (0, 30, 59):
+        now[0] = second
+        throttle.failed("a")
+    assert throttle.retry_after("a") == 1 and throttle.retry_after("b") == 0
+    now[0] = 60.0
+    assert throttle.retry_after("a") == 0, "the failure at 0 s left the window"
+    for index in range(2000):
+        throttle.failed(f"10.0.{index // 256}.{index % 256}")
+    assert len(throttle._failures) <= 1024
 
 
 def test_a_listening_server_still_refuses_rebinding_names(basic_app):

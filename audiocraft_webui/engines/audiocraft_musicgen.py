@@ -211,6 +211,7 @@ class AudiocraftEngine:
             self._drop_model()
             raise ModelLoadError(describe_load_error(model, exc)) from exc
         self._model_key = model.key
+        trim_heap()  # the loader's copy of the weights is freed now: give its pages back
         log.info("loaded %s on %s", model.source, self.device)
 
     def generate(self, spec: GenerationSpec, on_step: StepCallback) -> GenerationOutput:

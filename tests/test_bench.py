@@ -14,6 +14,8 @@ from audiocraft_webui.config import REPO_ROOT
 #: Every figure a CPU run reports, as paths into its "results".
 FIGURES = [
     ("overhead_tiny", "ratio"), ("overhead_tiny", "cpu_ratio"), ("overhead_tiny", "overhead_ms"),
+    ("overhead_tiny", "outside_generation_ms", "app_adds"), ("overhead_tiny", "app_adds_fraction"),
+    ("overhead_tiny", "generation_ratio"),
     ("overhead_small", "ratio"), ("overhead_small", "app_s", "median"), ("overhead_small", "direct_s", "median"),
     ("first_progress", "ms", "median"),
     ("ui_ready", "ratio"), ("ui_ready", "ready_s", "median"), ("ui_ready", "import_audiocraft_s", "median"),

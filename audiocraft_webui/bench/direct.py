@@ -6,7 +6,8 @@ one JSON answer per line. Requests run in the process's main thread, as a script
 
 * ``{"op": "generate", "params": {...}, "out": FILE}``: the app's engine generates with the same model,
   sampling parameters and seed, the audio is loudness-normalised and written to FILE as WAV, exactly
-  what the app writes for the track (without its JSON, queue or events).
+  what the app writes for the track (without its JSON, queue or events). The answer also gives
+  ``generate_seconds``, the engine call alone.
 * ``{"op": "separate", "model": NAME, "path": FILE, "out": DIR}``: ``demucs.api.Separator`` splits FILE
   and the four stems are written to DIR as 16-bit WAV, the way the app writes a stem set.
 
@@ -38,8 +39,12 @@ class DirectRunner:
         self.engine.prepare_thread()
         self._separators: dict[str, object] = {}
 
-    def generate(self, params: dict, out: Path) -> None:
-        """Generate with the engine and write the loudness-normalised WAV the app would write."""
+    def generate(self, params: dict, out: Path) -> float:
+        """Generate with the engine and write the loudness-normalised WAV the app would write.
+
+        Returns:
+            Seconds the engine's ``generate`` took.
+        """
         from .. import generation, postprocess
         from ..engines import GenerationSpec
         from ..models import ModelCatalog
@@ -49,12 +54,15 @@ class DirectRunner:
         spec = GenerationSpec(model=model, prompt=params["prompt"], duration=float(params["duration"]),
                               top_k=params["top_k"], top_p=params["top_p"], temperature=params["temperature"],
                               cfg_coef=params["cfg_coef"], seed=params["seed"])
+        started = time.perf_counter()
         output = self.engine.generate(spec, lambda _fraction: None)
+        generated = time.perf_counter() - started
         audio, _ = postprocess.normalize_loudness(output.audio[:, output.prompt_samples:], output.sample_rate,
                                                   target_lufs=generation.TARGET_LUFS)
         audio = postprocess.to_output_channels(audio, keep_mono=False)
         with out.open("wb") as handle:
             postprocess.encode(audio, output.sample_rate, "wav", handle)
+        return generated
 
     def separate(self, model: str, path: Path, out: Path) -> None:
         """Split ``path`` with Demucs (model cached) and write each stem as 16-bit WAV into ``out``."""
@@ -83,13 +91,15 @@ class DirectRunner:
     def handle(self, request: dict) -> dict:
         """Run one request and time it (wall clock and this process's CPU time)."""
         started, cpu_started = time.perf_counter(), time.process_time()
+        extra = {}
         if request["op"] == "generate":
-            self.generate(request["params"], Path(request["out"]))
+            extra["generate_seconds"] = self.generate(request["params"], Path(request["out"]))
         elif request["op"] == "separate":
             self.separate(request["model"], Path(request["path"]), Path(request["out"]))
         else:
             raise ValueError(f"unknown op {request['op']!r}")
-        return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started}
+        return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
+                **extra}
 
 
 def serve(runner: DirectRunner, requests: IO[str], answers: IO[str]) -> None:

@@ -165,6 +165,7 @@ class JobTiming:
         ack: seconds from emitting the request to its acknowledgement.
         server_cpu: CPU seconds the server process spent meanwhile (every thread).
         result: the terminal event's payload.
+        phases: seconds from emitting the request to the first progress event of each phase.
     """
 
     wall: float
@@ -172,6 +173,13 @@ class JobTiming:
     ack: float
     server_cpu: float
     result: dict
+    phases: dict[str, float]
+
+    def span(self, start: str, end: str) -> float | None:
+        """Seconds from the start of phase ``start`` to the start of phase ``end`` (None if one is missing)."""
+        if start not in self.phases or end not in self.phases:
+            return None
+        return self.phases[end] - self.phases[start]
 
 
 class AppClient:
@@ -222,7 +230,17 @@ class AppClient:
             raise BenchError(f"job {job_id} ended {result.get('state')}: {result.get('error')}\n"
                              f"{log_tail(self.server.log)}")
         return JobTiming(wall=finished - started, first_progress=(first[0] if first else finished) - started,
-                         ack=acked - started, server_cpu=server_cpu, result=result)
+                         ack=acked - started, server_cpu=server_cpu, result=result,
+                         phases=self._phases(job_id, progress, started))
+
+    def _phases(self, job_id: str, progress: str, started: float) -> dict[str, float]:
+        """When each phase of a job was first reported, in seconds after ``started``."""
+        phases: dict[str, float] = {}
+        with self._cond:
+            for received, name, payload in self._events.get(job_id, ()):
+                if name == progress and isinstance(payload.get("phase"), str):
+                    phases.setdefault(payload["phase"], received - started)
+        return phases
 
     def _find(self, job_id: str, event: str) -> tuple[float, dict] | None:
         """The first ``event`` of a job received so far (caller holds the condition)."""

@@ -103,17 +103,23 @@ def _medians(section: dict, *keys: str) -> str:
     return " / ".join(f"{section[key]['median']:.3f}" for key in keys) + " s"
 
 
-def _couples(section: dict) -> str:
-    """The ratio of each server-and-direct process couple, when the section pooled several."""
+def _breakdown(section: dict) -> str:
+    """What the app adds outside the model's loop, and the ratio of each server-and-direct process couple."""
+    text = ""
+    if "outside_generation_ms" in section:
+        text += (f", outside the loop +{section['outside_generation_ms']['app_adds']} ms "
+                 f"({section['app_adds_fraction']:.2%}), loop ratio {section['generation_ratio']}")
     couples = section.get("process_couples")
-    return f", {section['pairs']} pairs, couples {' '.join(f'{value:.3f}' for value in couples)}" if couples else ""
+    if couples:
+        text += f", {section['pairs']} pairs, couples {' '.join(f'{value:.3f}' for value in couples)}"
+    return text
 
 
 def detail_rows(results: dict) -> list[tuple[str, str]]:
     """The figures behind the targets, as ``(label, value)`` rows."""
     rows = [(f"  {key}: {section['model']} ({section['architecture']}), {section['audio_seconds']} s, app / direct",
              f"{_medians(section, 'app_s', 'direct_s')}, {section['overhead_ms']:+} ms, CPU {section['cpu_ratio']}"
-             f"{_couples(section)}")
+             f"{_breakdown(section)}")
             for key, section in results.items() if key.startswith("overhead_")]
     if "ui_ready" in results:
         rows.append(("  UI ready / import audiocraft.models", _medians(results["ui_ready"], "ready_s",

@@ -164,6 +164,30 @@ def overhead_section(params: dict, architecture: str, app: list[JobTiming], dire
         "overhead_ms": round((statistics.median(app_s) - statistics.median(direct_s)) * 1000, 1),
         "cpu_ratio": cpu_ratio(app, direct_runs),
         "ack_ms": summary([run.ack for run in app], 1000, 1),
+        **outside_generation(app, direct_runs),
+    }
+
+
+def outside_generation(app: list[JobTiming], direct_runs: list[dict]) -> dict:
+    """Each side's time outside the model's own loop, and the loops' speed ratio.
+
+    The app's loop runs from its ``generating`` to its ``postprocessing`` progress event, the direct
+    side's is the engine call alone. What is left is what each side adds around the same loop (the
+    app: queue, events, commit; the direct side: normalising and writing the WAV): it hardly varies
+    from job to job, unlike the loop, whose speed moves by several percent with the machine's load
+    and with each process's memory layout.
+    """
+    loops = [run.span("generating", "postprocessing") for run in app]
+    if any(loop is None for loop in loops):
+        return {}
+    app_rest = [run.wall - loop for run, loop in zip(app, loops, strict=True)]
+    direct_rest = [run["seconds"] - run["generate_seconds"] for run in direct_runs]
+    fixed = statistics.median(app_rest) - statistics.median(direct_rest)
+    return {
+        "outside_generation_ms": {"app": summary(app_rest, 1000, 1), "direct": summary(direct_rest, 1000, 1),
+                                  "app_adds": round(fixed * 1000, 1)},
+        "app_adds_fraction": round(fixed / statistics.median(run["seconds"] for run in direct_runs), 4),
+        "generation_ratio": round(pair_ratio(loops, [run["generate_seconds"] for run in direct_runs]), 4),
     }
 
 
@@ -402,7 +426,7 @@ PROFILES = {
                      tiny_duration=5, real={"small": 2}, real_reps=1, switch=("small", "stereo-small"),
                      stem_seconds=3.0, stem_reps=1, cli_reps=1, ui_reps=1, postprocess_seconds=5.0,
                      postprocess_reps=1),
-    "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_instances=4, tiny_reps=4,
+    "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_instances=6, tiny_reps=4,
                    tiny_duration=30, real={"small": 2}, real_reps=3, switch=("small", "stereo-small"),
                    stem_seconds=5.0, stem_reps=4, cli_reps=2, ui_reps=3, postprocess_seconds=30.0,
                    postprocess_reps=3),

@@ -1,7 +1,7 @@
 """The C heap of a long-running server: steady allocator thresholds while it works, pages back when it unloads.
 
 glibc only (Linux); elsewhere both functions do nothing. Measured on CPU with the tiny and
-musicgen-small models: see docs/PERFORMANCE.md ("Allocator").
+musicgen-small models: docs/PERFORMANCE.md, changes 2, 5 and 6.
 """
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ def tune_allocator() -> bool:
     """Fix glibc's mmap and trim thresholds for the server process; True when they were set.
 
     By default glibc adapts them as blocks are freed, and the heap of a thread other than the main
-    one (the worker's) is shrunk and grown again on every decoding step: the worker took about
-    40 % more page faults per generation than the same generation on a main thread, and spent the
-    time zero-filling pages. Fixed thresholds keep those pages; :func:`trim_heap` still returns
+    one (the worker's) is shrunk and grown again around every decoding step: the worker took up to
+    40 % more page faults per generation than the same generation on a main thread, zero-filling
+    the same pages again and again. Fixed thresholds keep those pages; :func:`trim_heap` still returns
     them when a model is unloaded.
     """
     libc = _glibc()

@@ -420,7 +420,7 @@ def unload_memory(hub: Path, work: Path, profile: Profile) -> dict:
 
 
 #: The benchmark's profiles: ``quick`` checks that every figure is produced (tiny models, a minute);
-#: ``cpu`` is the full CPU run (about ten minutes on two cores); ``gpu`` the real sizes on CUDA.
+#: ``cpu`` is the full CPU run (about 13 minutes on two cores); ``gpu`` the real sizes on CUDA.
 PROFILES = {
     "quick": Profile(name="quick", hub="tiny", device="cpu", threads=1, tiny_instances=1, tiny_reps=2,
                      tiny_duration=5, real={"small": 2}, real_reps=1, switch=("small", "stereo-small"),

@@ -1,11 +1,12 @@
-"""The C heap of a long-running server: steady allocator thresholds while it works, pages back when it unloads.
+"""The memory of a long-running server: steady allocator thresholds while it works, pages back when it unloads.
 
-glibc only (Linux); elsewhere both functions do nothing. Measured on CPU with the tiny and
+The C-heap functions act on glibc only (Linux); elsewhere they do nothing. Measured on CPU with the tiny and
 musicgen-small models: docs/PERFORMANCE.md, changes 2, 5 and 6.
 """
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import sys
 from functools import cache
@@ -62,3 +63,21 @@ def trim_heap() -> None:
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def release_memory(device: str | None) -> None:
+    """Give a dropped model's memory back: collect garbage, trim the heap, empty the accelerator's cache.
+
+    Args:
+        device: the torch device the model ran on (None when nothing was ever loaded).
+    """
+    gc.collect()
+    trim_heap()
+    if device is None:
+        return
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device == "mps":
+        torch.mps.empty_cache()

@@ -100,7 +100,6 @@ class Services:
         return snapshot
 
 
-
 def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None = None) -> Services:
     """Create storage, queue, engine and worker for one app, and run the startup recovery sweep."""
     root = data_dir(config)

@@ -14,7 +14,6 @@ rate (44.1 kHz for htdemucs) and are written as 16-bit PCM WAV.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import shutil
@@ -30,7 +29,7 @@ import numpy as np
 
 from . import postprocess, protocol
 from .fileio import TMP_PREFIX, fsync_dir
-from .heap import trim_heap
+from .heap import release_memory
 from .jobs import Job, JobQueue, JobState, QueueFull
 from .protocol import RequestError
 from .storage import TRASH_PREFIX, TrackStore, UnsafeName, remove_tree, safe_child
@@ -179,12 +178,7 @@ class DemucsSplitter:
             if self._separator is None:
                 return
             self._separator = None
-        gc.collect()
-        trim_heap()
-        import torch
-
-        if self._device and self._device.startswith("cuda") and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_memory(self._device)
         log.info("unloaded Demucs %s", self.model_name)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from audiocraft_webui.engines import GenerationSpec, ModelLoadError
-from audiocraft_webui.engines import audiocraft_musicgen
+from audiocraft_webui import heap
 from audiocraft_webui.engines.audiocraft_musicgen import AudiocraftEngine, pick_device
 from audiocraft_webui.models import ModelCatalog
 
@@ -83,7 +83,7 @@ def test_switching_models_frees_the_old_one_before_loading_the_new(engine, monke
 
     monkeypatch.setattr(MusicGen, "get_pretrained", staticmethod(spying_loader))
     trims = []
-    monkeypatch.setattr(audiocraft_musicgen, "trim_heap", lambda: trims.append(engine.loaded_model))
+    monkeypatch.setattr(heap, "trim_heap", lambda: trims.append(engine.loaded_model))
     phases = []
     engine.ensure_loaded(MELODY, phases.append)
     assert alive_during_load == [False]

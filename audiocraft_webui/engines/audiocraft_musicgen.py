@@ -4,7 +4,6 @@ torch and audiocraft are imported on first use only, so starting the web server 
 """
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import random
@@ -15,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import compat
-from ..heap import trim_heap
+from .. import compat, heap
 from ..models import ModelInfo
 from .base import EngineError, GenerationOutput, GenerationSpec, ModelLoadError, PhaseCallback, StepCallback
 
@@ -211,7 +209,7 @@ class AudiocraftEngine:
             self._drop_model()
             raise ModelLoadError(describe_load_error(model, exc)) from exc
         self._model_key = model.key
-        trim_heap()  # the loader's copy of the weights is freed now: give its pages back
+        heap.trim_heap()  # the loader's copy of the weights is freed now: give its pages back
         log.info("loaded %s on %s", model.source, self.device)
 
     def generate(self, spec: GenerationSpec, on_step: StepCallback) -> GenerationOutput:
@@ -330,17 +328,5 @@ class AudiocraftEngine:
         self._drop_model()
 
     def free_memory(self) -> None:
-        """Collect garbage, give freed heap pages back to the system and empty the accelerator caches.
-
-        Called after an unload, a failure or a cancel.
-        """
-        gc.collect()
-        trim_heap()
-        if self._device is None:
-            return
-        import torch
-
-        if self._device.startswith("cuda") and torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        elif self._device == "mps":
-            torch.mps.empty_cache()
+        """Give freed memory back to the system and the accelerator (after an unload, a failure or a cancel)."""
+        heap.release_memory(self._device)

@@ -418,15 +418,15 @@ def unload_memory(hub: Path, work: Path, profile: Profile) -> dict:
 
 
 #: The benchmark's profiles: ``quick`` checks that every figure is produced (tiny models, a minute);
-#: ``cpu`` is the full CPU run (about 13 minutes on two cores); ``gpu`` the real sizes on CUDA.
+#: ``cpu`` is the full CPU run (about 20 minutes on two cores); ``gpu`` the real sizes on CUDA.
 PROFILES = {
     "quick": Profile(name="quick", hub="tiny", device="cpu", threads=1, tiny_instances=1, tiny_reps=2,
                      tiny_duration=5, real={"small": 2}, real_reps=1, switch=("small", "stereo-small"),
                      stem_seconds=3.0, stem_reps=1, cli_reps=1, ui_reps=1, postprocess_seconds=5.0,
                      postprocess_reps=1),
-    "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_instances=6, tiny_reps=4,
+    "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_instances=8, tiny_reps=8,
                    tiny_duration=30, real={"small": 2}, real_reps=3, switch=("small", "stereo-small"),
-                   stem_seconds=5.0, stem_reps=4, cli_reps=2, ui_reps=3, postprocess_seconds=30.0,
+                   stem_seconds=5.0, stem_reps=8, cli_reps=2, ui_reps=3, postprocess_seconds=30.0,
                    postprocess_reps=3),
     "gpu": Profile(name="gpu", hub="gpu", device="cuda", threads=0, tiny_instances=2, tiny_reps=3,
                    tiny_duration=10, real={"medium": 10, "small": 10}, real_reps=3, switch=("small", "medium"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,11 @@ def test_quick_bench_reports_every_figure(tiny_hub: Path, tmp_path: Path) -> Non
     tiny = data["results"]["overhead_tiny"]
     assert len(tiny["process_couples"]) == data["settings"]["tiny_instances"]
     assert tiny["pairs"] == data["settings"]["tiny_instances"] * data["settings"]["tiny_reps"]
+    if len(os.sched_getaffinity(0)) >= 2:
+        pinned = tiny["dedicated_core"]
+        assert pinned["pairs"] == data["settings"]["tiny_instances"] * data["settings"]["tiny_dedicated_reps"]
+        assert pinned["ratio"] > 0 and len(pinned["process_couples"]) == data["settings"]["tiny_instances"]
+        assert "loops on a CPU of their own" in run.stdout
     assert {row["label"] for row in data["targets"]} == {target.label for target in report.TARGETS
                                                         if target.value(data["results"]) is not None}
     assert len(data["targets"]) == 7

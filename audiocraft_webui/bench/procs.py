@@ -64,6 +64,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def busiest_thread(pid: int) -> int:
+    """The thread of a process that has used the most CPU time (a server's worker, once it has generated)."""
+    used = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        used[int(tid)] = int(fields[11]) + int(fields[12])
+    return max(used, key=used.__getitem__)
+
+
+def set_affinity(pid: int, cpus: set[int]) -> None:
+    """Let every thread of a process run on ``cpus`` only (threads it starts later inherit their starter's set)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except (ProcessLookupError, FileNotFoundError):  # the thread ended meanwhile
+            continue
+
+
 def get_status(port: int, path: str = "/") -> int:
     """HTTP status of ``GET path`` on the loopback server."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

@@ -112,6 +112,9 @@ def _breakdown(section: dict) -> str:
     couples = section.get("process_couples")
     if couples:
         text += f", {section['pairs']} pairs, couples {' '.join(f'{value:.3f}' for value in couples)}"
+    if "dedicated_core" in section:
+        pinned = section["dedicated_core"]
+        text += f"; loops on a CPU of their own: {pinned['ratio']} ({pinned['pairs']} pairs)"
     return text
 
 

@@ -6,13 +6,16 @@ interleaved (A B, B A, A B ...), so slow drifts of a shared machine fall on both
 from __future__ import annotations
 
 import io
+import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -25,10 +28,14 @@ from .procs import (
     DirectProcess,
     JobTiming,
     Server,
+    busiest_thread,
     memory_mb,
     reset_peak,
+    set_affinity,
     timed_process,
 )
+
+T = TypeVar("T")
 
 PROMPT = "lofi hip hop beat with mellow piano and soft drums"
 SEED = 1234
@@ -52,6 +59,8 @@ class Profile:
         threads: torch intra-op threads for both (the server's ``--threads``).
         tiny_instances, tiny_reps, tiny_duration: fresh server-and-direct process couples, interleaved
             pairs on each, and seconds of audio, for the tiny model.
+        tiny_dedicated_reps: further pairs on each couple with the server's worker thread and the direct
+            process on a CPU of their own (see :func:`on_dedicated_core`; 0: none).
         real: seconds of audio per real-architecture model key, measured with ``real_reps`` pairs each.
         switch: two model keys, the larger last: the server switches from the first to the second.
         stem_seconds, stem_reps, cli_reps: clip length, app/direct pairs and CLI runs of the stem scenario.
@@ -67,6 +76,7 @@ class Profile:
     tiny_instances: int
     tiny_reps: int
     tiny_duration: int
+    tiny_dedicated_reps: int
     real: dict[str, int]
     real_reps: int
     switch: tuple[str, str]
@@ -92,6 +102,11 @@ def summary(samples: list[float], scale: float = 1.0, digits: int = 4) -> dict:
 def pair_ratio(app: list[float], direct: list[float]) -> float:
     """Median over interleaved pairs of app time ÷ direct time."""
     return statistics.median(a / d for a, d in zip(app, direct, strict=True))
+
+
+def wall_ratio(app: list[JobTiming], direct: list[dict]) -> float:
+    """Median over interleaved pairs of an app job's wall time ÷ its direct run's, rounded."""
+    return round(pair_ratio([run.wall for run in app], [run["seconds"] for run in direct]), 4)
 
 
 def cpu_ratio(app: list[JobTiming], direct: list[dict]) -> float:
@@ -159,7 +174,7 @@ def overhead_section(params: dict, architecture: str, app: list[JobTiming], dire
     return {
         "model": params["model"], "architecture": architecture, "audio_seconds": params["duration"],
         "pairs": len(app), "app_s": summary(app_s), "direct_s": summary(direct_s),
-        "ratio": round(pair_ratio(app_s, direct_s), 4),
+        "ratio": wall_ratio(app, direct_runs),
         "ratio_of_medians": round(statistics.median(app_s) / statistics.median(direct_s), 4),
         "overhead_ms": round((statistics.median(app_s) - statistics.median(direct_s)) * 1000, 1),
         "cpu_ratio": cpu_ratio(app, direct_runs),
@@ -217,6 +232,7 @@ def tiny_overhead(hub: Path, work: Path, profile: Profile, architecture: str) ->
     app: list[JobTiming] = []
     direct_runs: list[dict] = []
     couples = []
+    dedicated: list[tuple[list[JobTiming], list[dict]]] = []
     for index in range(profile.tiny_instances):
         folder = work / f"tiny-{index}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -228,15 +244,56 @@ def tiny_overhead(hub: Path, work: Path, profile: Profile, architecture: str) ->
             warm_up(client, direct, params, folder)
             fill_history(client)
             runs = interleaved_generations(client, direct, params, profile.tiny_reps, folder)
+            if profile.tiny_dedicated_reps:
+                pinned = on_dedicated_core(server, direct, partial(
+                    interleaved_generations, client, direct, params, profile.tiny_dedicated_reps, folder))
+                dedicated += [pinned] if pinned else []
             client.close()
         finally:
             direct.close()
             server.stop()
-        couples.append(round(pair_ratio([run.wall for run in runs[0]], [run["seconds"] for run in runs[1]]), 4))
+        couples.append(wall_ratio(*runs))
         app += runs[0]
         direct_runs += runs[1]
     section = {**overhead_section(params, architecture, app, direct_runs), "process_couples": couples}
+    if dedicated:
+        section["dedicated_core"] = dedicated_core_section(dedicated)
     return section, [run.first_progress for run in app]
+
+
+def on_dedicated_core(server: Server, direct: DirectProcess, measure: Callable[[], T]) -> T | None:
+    """Run ``measure`` with the model's loop of each side on a CPU that nothing else of the benchmark uses.
+
+    The server's worker thread and the direct process get the last CPU; the server's other threads
+    (Socket.IO writers, HTTP) and this process (the client) get the others. It tells what the app's
+    own work costs from what sharing two CPUs with its helper threads and the client costs. None
+    (nothing measured) with fewer than two CPUs.
+    """
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        return None
+    core = max(cpus)
+    set_affinity(server.pid, cpus - {core})
+    os.sched_setaffinity(busiest_thread(server.pid), {core})
+    set_affinity(direct.process.pid, {core})
+    set_affinity(os.getpid(), cpus - {core})
+    try:
+        return measure()
+    finally:
+        for pid in (server.pid, direct.process.pid, os.getpid()):
+            set_affinity(pid, cpus)
+
+
+def dedicated_core_section(couples: list[tuple[list[JobTiming], list[dict]]]) -> dict:
+    """The tiny model's pairs run by :func:`on_dedicated_core`, pooled, with each couple's ratio."""
+    app = [run for runs, _ in couples for run in runs]
+    direct_runs = [run for _, runs in couples for run in runs]
+    section = {"pairs": len(app), "ratio": wall_ratio(app, direct_runs),
+               "process_couples": [wall_ratio(*runs) for runs in couples]}
+    loop = outside_generation(app, direct_runs)
+    if loop:
+        section["generation_ratio"] = loop["generation_ratio"]
+    return section
 
 
 def stems_overhead(client: AppClient, direct: DirectProcess, server: Server, clip: Path, reps: int,
@@ -271,7 +328,7 @@ def stems_overhead(client: AppClient, direct: DirectProcess, server: Server, cli
     return {
         "model": model, "audio_seconds": round(postprocess.probe(clip).duration, 3), "pairs": reps,
         "app_s": summary(app_s), "direct_s": summary(direct_s), "cli_s": summary(cli),
-        "ratio": round(pair_ratio(app_s, direct_s), 4),
+        "ratio": wall_ratio(app, direct_runs),
         "ratio_of_medians": round(statistics.median(app_s) / statistics.median(direct_s), 4),
         "cpu_ratio": cpu_ratio(app, direct_runs),
         "cli_ratio": round(statistics.median(cli) / statistics.median(direct_s), 4),
@@ -421,15 +478,15 @@ def unload_memory(hub: Path, work: Path, profile: Profile) -> dict:
 #: ``cpu`` is the full CPU run (about 20 minutes on two cores); ``gpu`` the real sizes on CUDA.
 PROFILES = {
     "quick": Profile(name="quick", hub="tiny", device="cpu", threads=1, tiny_instances=1, tiny_reps=2,
-                     tiny_duration=5, real={"small": 2}, real_reps=1, switch=("small", "stereo-small"),
-                     stem_seconds=3.0, stem_reps=1, cli_reps=1, ui_reps=1, postprocess_seconds=5.0,
-                     postprocess_reps=1),
+                     tiny_duration=5, tiny_dedicated_reps=1, real={"small": 2}, real_reps=1,
+                     switch=("small", "stereo-small"), stem_seconds=3.0, stem_reps=1, cli_reps=1, ui_reps=1,
+                     postprocess_seconds=5.0, postprocess_reps=1),
     "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_instances=8, tiny_reps=8,
-                   tiny_duration=30, real={"small": 2}, real_reps=3, switch=("small", "stereo-small"),
-                   stem_seconds=5.0, stem_reps=8, cli_reps=2, ui_reps=3, postprocess_seconds=30.0,
-                   postprocess_reps=3),
+                   tiny_duration=30, tiny_dedicated_reps=4, real={"small": 2}, real_reps=3,
+                   switch=("small", "stereo-small"), stem_seconds=5.0, stem_reps=8, cli_reps=2, ui_reps=3,
+                   postprocess_seconds=30.0, postprocess_reps=3),
     "gpu": Profile(name="gpu", hub="gpu", device="cuda", threads=0, tiny_instances=2, tiny_reps=3,
-                   tiny_duration=10, real={"medium": 10, "small": 10}, real_reps=3, switch=("small", "medium"),
-                   stem_seconds=30.0, stem_reps=3, cli_reps=2, ui_reps=3, postprocess_seconds=30.0,
-                   postprocess_reps=3),
+                   tiny_duration=10, tiny_dedicated_reps=0, real={"medium": 10, "small": 10}, real_reps=3,
+                   switch=("small", "medium"), stem_seconds=30.0, stem_reps=3, cli_reps=2, ui_reps=3,
+                   postprocess_seconds=30.0, postprocess_reps=3),
 }

@@ -7,8 +7,8 @@ import weakref
 import numpy as np
 import pytest
 
-from audiocraft_webui.engines import GenerationSpec, ModelLoadError
 from audiocraft_webui import heap
+from audiocraft_webui.engines import GenerationSpec, ModelLoadError
 from audiocraft_webui.engines.audiocraft_musicgen import AudiocraftEngine, pick_device
 from audiocraft_webui.models import ModelCatalog
 

@@ -59,9 +59,14 @@ def reset_peak(pid: int) -> bool:
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a whole process (every thread), from ``/proc/<pid>/stat``."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return _cpu_ticks(Path(f"/proc/{pid}/stat")) / _CLOCK_TICKS
+
+
+def _cpu_ticks(stat: Path) -> int:
+    """User plus system clock ticks from a ``/proc`` ``stat`` file (of a process or of one thread)."""
+    text = stat.read_text()
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def busiest_thread(pid: int) -> int:
@@ -69,11 +74,9 @@ def busiest_thread(pid: int) -> int:
     used = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            used[int(tid)] = _cpu_ticks(Path(f"/proc/{pid}/task/{tid}/stat"))
         except FileNotFoundError:  # the thread ended meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        used[int(tid)] = int(fields[11]) + int(fields[12])
     return max(used, key=used.__getitem__)
 
 

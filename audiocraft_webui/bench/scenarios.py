@@ -192,8 +192,8 @@ def outside_generation(app: list[JobTiming], direct_runs: list[dict]) -> dict:
     from job to job, unlike the loop, whose speed moves by several percent with the machine's load
     and with each process's memory layout.
     """
-    loops = [run.span("generating", "postprocessing") for run in app]
-    if any(loop is None for loop in loops):
+    loops = model_loops(app)
+    if loops is None:
         return {}
     app_rest = [run.wall - loop for run, loop in zip(app, loops, strict=True)]
     direct_rest = [run["seconds"] - run["generate_seconds"] for run in direct_runs]
@@ -202,8 +202,19 @@ def outside_generation(app: list[JobTiming], direct_runs: list[dict]) -> dict:
         "outside_generation_ms": {"app": summary(app_rest, 1000, 1), "direct": summary(direct_rest, 1000, 1),
                                   "app_adds": round(fixed * 1000, 1)},
         "app_adds_fraction": round(fixed / statistics.median(run["seconds"] for run in direct_runs), 4),
-        "generation_ratio": round(pair_ratio(loops, [run["generate_seconds"] for run in direct_runs]), 4),
+        "generation_ratio": loop_ratio(loops, direct_runs),
     }
+
+
+def model_loops(app: list[JobTiming]) -> list[float] | None:
+    """Seconds each app job spent in the model's loop (``generating`` to ``postprocessing``); None if unknown."""
+    loops = [run.span("generating", "postprocessing") for run in app]
+    return None if any(loop is None for loop in loops) else loops
+
+
+def loop_ratio(loops: list[float], direct_runs: list[dict]) -> float:
+    """Median over pairs of the app's loop ÷ the direct engine call, rounded."""
+    return round(pair_ratio(loops, [run["generate_seconds"] for run in direct_runs]), 4)
 
 
 def generation_overhead(client: AppClient, direct: DirectProcess, params: dict, reps: int, out: Path,
@@ -290,9 +301,9 @@ def dedicated_core_section(couples: list[tuple[list[JobTiming], list[dict]]]) ->
     direct_runs = [run for _, runs in couples for run in runs]
     section = {"pairs": len(app), "ratio": wall_ratio(app, direct_runs),
                "process_couples": [wall_ratio(*runs) for runs in couples]}
-    loop = outside_generation(app, direct_runs)
-    if loop:
-        section["generation_ratio"] = loop["generation_ratio"]
+    loops = model_loops(app)
+    if loops is not None:
+        section["generation_ratio"] = loop_ratio(loops, direct_runs)
     return section
 
 

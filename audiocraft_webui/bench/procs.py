@@ -69,12 +69,17 @@ def _cpu_ticks(stat: Path) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def _thread_ids(pid: int) -> list[int]:
+    """The ids of a process's threads now (some may end before the caller reaches them)."""
+    return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+
+
 def busiest_thread(pid: int) -> int:
     """The thread of a process that has used the most CPU time (a server's worker, once it has generated)."""
     used = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    for tid in _thread_ids(pid):
         try:
-            used[int(tid)] = _cpu_ticks(Path(f"/proc/{pid}/task/{tid}/stat"))
+            used[tid] = _cpu_ticks(Path(f"/proc/{pid}/task/{tid}/stat"))
         except FileNotFoundError:  # the thread ended meanwhile
             continue
     return max(used, key=used.__getitem__)
@@ -82,10 +87,10 @@ def busiest_thread(pid: int) -> int:
 
 def set_affinity(pid: int, cpus: set[int]) -> None:
     """Let every thread of a process run on ``cpus`` only (threads it starts later inherit their starter's set)."""
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    for tid in _thread_ids(pid):
         try:
-            os.sched_setaffinity(int(tid), cpus)
-        except (ProcessLookupError, FileNotFoundError):  # the thread ended meanwhile
+            os.sched_setaffinity(tid, cpus)
+        except ProcessLookupError:  # the thread ended meanwhile
             continue
 
 

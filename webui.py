@@ -21,8 +21,8 @@ MB = 1024 * 1024
 LISTEN_ALL = "0.0.0.0"
 
 
-class NoDelayRequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler with Nagle's algorithm off, so every Socket.IO packet leaves at once.
+class SocketIORequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler fitted for Socket.IO: packets leave at once, and a finished websocket is not read as HTTP.
 
     Without ``TCP_NODELAY`` a second small packet written right after another (``job_started`` then
     ``progress``, an event then its ack) waits for the client's delayed ACK: about 40 ms each time.
@@ -32,6 +32,14 @@ class NoDelayRequestHandler(WSGIRequestHandler):
         """Set ``TCP_NODELAY`` on the connection (the websocket keeps using this socket)."""
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_dropped(self, error: BaseException, environ: dict | None = None) -> None:
+        """Stop serving this connection once it dropped (a websocket session ends this way).
+
+        Werkzeug would otherwise read the websocket's last frames as a new HTTP request and log
+        "Bad request syntax" as an error every time a tab closes.
+        """
+        self.close_connection = True
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -106,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("audiocraft-webui on http://%s:%d", host, args.port)
     # Never the debugger or the reloader; allow_unsafe_werkzeug lets it run without a terminal (services, CI).
     socketio.run(app, host=host, port=args.port, debug=False, use_reloader=False, allow_unsafe_werkzeug=True,
-                 request_handler=NoDelayRequestHandler)
+                 request_handler=SocketIORequestHandler)
     return 0
 
 

@@ -192,14 +192,15 @@ def credentials(headers: Mapping[str, str | None], policy: AccessPolicy) -> str 
 
 
 def check_request(method: str, path: str, headers: Mapping[str, str | None], policy: AccessPolicy,
-                  *, logging_in: bool = False) -> Refusal | None:
+                  *, authenticated: bool | None = None) -> Refusal | None:
     """Return why a request must be refused, or None when it may pass.
 
     Args:
         method, path: the request line (the Socket.IO endpoint counts as state-changing whatever the method).
         headers: the :data:`GUARDED_HEADERS` by lower-case name (a missing one is None).
         policy: the server's access policy.
-        logging_in: the request carries a valid login token in its query string.
+        authenticated: whether the caller already found that the request proves who it is (valid
+            credentials, or a valid login token in its query string); None: read its credentials here.
     """
     host = headers.get("host")
     if not host_allowed(host, policy):
@@ -209,7 +210,11 @@ def check_request(method: str, path: str, headers: Mapping[str, str | None], pol
         return Refusal(403, "cross-origin request refused")
     if changes_state and headers.get("sec-fetch-site") == "cross-site":
         return Refusal(403, "cross-site request refused")
-    if policy.auth_required and not logging_in and credentials(headers, policy) is None:
+    if not policy.auth_required:
+        return None
+    if authenticated is None:
+        authenticated = credentials(headers, policy) is not None
+    if not authenticated:
         how = "user and password" if policy.basic else "the address with ?token= printed by the server at start"
         return Refusal(401, f"log in first: use the {how}")
     return None
@@ -289,7 +294,8 @@ class RequestGuard:
                 [("Retry-After", str(wait))])
         logging_in = (method == "GET" and not path.startswith(SOCKETIO_PATH) and token is not None
                       and self.policy.token is not None and _equal(token, self.policy.token))
-        refusal = check_request(method, path, headers, self.policy, logging_in=logging_in)
+        proof = credentials(headers, self.policy) if self.policy.auth_required else None
+        refusal = check_request(method, path, headers, self.policy, authenticated=logging_in or proof is not None)
         if attempt:
             self._count(address, failed=refusal is not None and refusal.status == 401)
         if refusal is not None:
@@ -304,7 +310,7 @@ class RequestGuard:
             start_response("303 See Other", [("Location", location), ("Content-Length", "0"),
                                              ("Cache-Control", "no-store"), self._cookie_header()])
             return [b""]
-        if self.policy.auth_required and credentials(headers, self.policy) == "header":
+        if proof == "header":
             return self.app(environ, self._with_cookie(start_response))
         return self.app(environ, start_response)
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from audiocraft_webui.bench import gpu, report
+from audiocraft_webui.bench import gpu, report, scenarios
 from audiocraft_webui.config import REPO_ROOT
 
 #: Every figure a CPU run reports, as paths into its "results".
@@ -39,9 +40,9 @@ def figure(results: dict, path: tuple[str, ...]) -> object:
 @pytest.mark.slow
 def test_quick_bench_reports_every_figure(tiny_hub: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    run = subprocess.run([sys.executable, "-m", "audiocraft_webui.bench", "--quick", "--tiny-hub", str(tiny_hub),
-                          "--work", str(tmp_path), "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True,
-                         timeout=600, check=False)
+    command = [sys.executable, "-m", "audiocraft_webui.bench", "--quick", "--tiny-hub", str(tiny_hub),
+               "--pinned-pairs", "1", "--work", str(tmp_path), "--out", str(out)]
+    run = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     data = json.loads(out.read_text())
     missing = [path for path in FIGURES if not isinstance(figure(data["results"], path), (int, float))]
@@ -49,6 +50,9 @@ def test_quick_bench_reports_every_figure(tiny_hub: Path, tmp_path: Path) -> Non
     tiny = data["results"]["overhead_tiny"]
     assert len(tiny["process_couples"]) == data["settings"]["tiny_instances"]
     assert tiny["pairs"] == data["settings"]["tiny_instances"] * data["settings"]["tiny_reps"]
+    low, high = tiny["ratio_interval_95"]
+    assert low <= tiny["ratio"] <= high and "95 % interval over couples" in run.stdout
+    assert data["settings"]["tiny_dedicated_reps"] == 1
     if len(os.sched_getaffinity(0)) >= 2:
         pinned = tiny["dedicated_core"]
         assert pinned["pairs"] == data["settings"]["tiny_instances"] * data["settings"]["tiny_dedicated_reps"]
@@ -69,6 +73,16 @@ def test_quick_bench_reports_every_figure(tiny_hub: Path, tmp_path: Path) -> Non
 ])
 def test_bandwidth_table_knows_the_usual_gpus(name: str, bandwidth: float | None) -> None:
     assert gpu.table_bandwidth(name) == bandwidth
+
+
+def test_couple_interval_resamples_whole_couples() -> None:
+    alike = [[0.98, 1.0, 1.02]] * 6
+    assert scenarios.couple_interval(alike) == [1.0, 1.0]
+    apart = [[0.95, 0.96], [1.0, 1.01], [1.05, 1.06], [0.99, 1.02], [1.03, 0.97]]
+    low, high = scenarios.couple_interval(apart)
+    pooled = statistics.median(ratio for couple in apart for ratio in couple)
+    assert 0.95 <= low < pooled < high <= 1.06
+    assert scenarios.couple_interval(apart) == [low, high]
 
 
 def test_targets_compare_in_the_right_direction() -> None:

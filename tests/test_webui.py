@@ -13,6 +13,7 @@ import pytest
 
 import webui
 from audiocraft_webui import create_app
+from tests.serverproc import LiveClient, ServerProcess, request
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,3 +78,21 @@ def test_server_runs_without_a_terminal(tmp_path, tiny_hub):
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_closed_websockets_leave_no_error_in_the_log(tmp_path, tiny_hub):
+    """Werkzeug must not read a finished websocket's last frames as a new HTTP request ("Bad request syntax")."""
+    server = ServerProcess(tiny_hub, tmp_path / "data").start()
+    try:
+        for _ in range(3):
+            client = LiveClient(server.port, origin=server.url)
+            assert client.wait("queue_state")
+            client.close()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and "Bad request" not in server.log():
+            time.sleep(0.05)
+        status, _, _ = request(server.port, "GET", "/api/tracks")
+        assert status == 200
+        assert "Bad request" not in server.log() and "code 400" not in server.log()
+    finally:
+        server.stop()

@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                       help="CUDA with random-weight musicgen-small and -medium, plus decode steps/s, MBD, htdemucs")
     parser.add_argument("--out", type=Path, help="JSON file to write (default: bench-results/bench-<profile>-<time>.json)")
     parser.add_argument("--threads", type=int, help="torch threads for the server and the direct runs (overrides the profile)")
+    parser.add_argument("--pinned-pairs", type=int,
+                        help="tiny pairs per couple with each side's model loop on a CPU of its own (a diagnosis; "
+                             "overrides the profile)")
     parser.add_argument("--hubs", type=Path, default=RESULTS_DIR / "hubs",
                         help="cache folder for the generated model hubs (default: %(default)s)")
     parser.add_argument("--tiny-hub", type=Path, help="an existing tiny hub (devtools.tinyhub) for --quick")
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     profile = scenarios.PROFILES["quick" if args.quick else "gpu" if args.gpu else "cpu"]
     if args.threads is not None:
         profile = dataclasses.replace(profile, threads=args.threads)
+    if args.pinned_pairs is not None:
+        profile = dataclasses.replace(profile, tiny_dedicated_reps=args.pinned_pairs)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or RESULTS_DIR / f"bench-{profile.name}-{stamp}.json"
     args.work.mkdir(parents=True, exist_ok=True)

@@ -104,7 +104,7 @@ def _medians(section: dict, *keys: str) -> str:
 
 
 def _breakdown(section: dict) -> str:
-    """What the app adds outside the model's loop, and the ratio of each server-and-direct process couple."""
+    """What the app adds outside the model's loop, each server-and-direct process couple's ratio, their spread."""
     text = ""
     if "outside_generation_ms" in section:
         text += (f", outside the loop +{section['outside_generation_ms']['app_adds']} ms "
@@ -112,6 +112,9 @@ def _breakdown(section: dict) -> str:
     couples = section.get("process_couples")
     if couples:
         text += f", {section['pairs']} pairs, couples {' '.join(f'{value:.3f}' for value in couples)}"
+    if "ratio_interval_95" in section:
+        low, high = section["ratio_interval_95"]
+        text += f", 95 % interval over couples {low}-{high}"
     if "dedicated_core" in section:
         pinned = section["dedicated_core"]
         text += f"; loops on a CPU of their own: {pinned['ratio']} ({pinned['pairs']} pairs)"

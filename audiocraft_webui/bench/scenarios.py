@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import statistics
 import sys
 import time
@@ -102,6 +103,22 @@ def summary(samples: list[float], scale: float = 1.0, digits: int = 4) -> dict:
 def pair_ratio(app: list[float], direct: list[float]) -> float:
     """Median over interleaved pairs of app time ÷ direct time."""
     return statistics.median(a / d for a, d in zip(app, direct, strict=True))
+
+
+def couple_interval(groups: list[list[float]], rounds: int = 2000, seed: int = SEED) -> list[float]:
+    """95 % interval of the median of pooled pair ratios, resampling whole process couples (bootstrap).
+
+    A fresh process runs the model a few percent faster or slower for its whole life, so the couples,
+    not the pairs, are the independent draws: the interval shows how far another run of as many couples
+    may land on the same machine.
+
+    Args:
+        groups: each couple's pair ratios (app ÷ direct).
+    """
+    draw = random.Random(seed)
+    medians = sorted(statistics.median(ratio for group in draw.choices(groups, k=len(groups)) for ratio in group)
+                     for _ in range(rounds))
+    return [round(medians[int(rounds * 0.025)], 4), round(medians[int(rounds * 0.975) - 1], 4)]
 
 
 def wall_ratio(app: list[JobTiming], direct: list[dict]) -> float:
@@ -242,7 +259,7 @@ def tiny_overhead(hub: Path, work: Path, profile: Profile, architecture: str) ->
     params = generation_params(TINY_KEY, profile.tiny_duration)
     app: list[JobTiming] = []
     direct_runs: list[dict] = []
-    couples = []
+    couples: list[tuple[list[JobTiming], list[dict]]] = []
     dedicated: list[tuple[list[JobTiming], list[dict]]] = []
     for index in range(profile.tiny_instances):
         folder = work / f"tiny-{index}"
@@ -263,10 +280,13 @@ def tiny_overhead(hub: Path, work: Path, profile: Profile, architecture: str) ->
         finally:
             direct.close()
             server.stop()
-        couples.append(wall_ratio(*runs))
+        couples.append(runs)
         app += runs[0]
         direct_runs += runs[1]
-    section = {**overhead_section(params, architecture, app, direct_runs), "process_couples": couples}
+    section = {**overhead_section(params, architecture, app, direct_runs),
+               "process_couples": [wall_ratio(*runs) for runs in couples],
+               "ratio_interval_95": couple_interval([[a.wall / d["seconds"] for a, d in zip(*runs, strict=True)]
+                                                     for runs in couples])}
     if dedicated:
         section["dedicated_core"] = dedicated_core_section(dedicated)
     return section, [run.first_progress for run in app]
@@ -486,14 +506,15 @@ def unload_memory(hub: Path, work: Path, profile: Profile) -> dict:
 
 
 #: The benchmark's profiles: ``quick`` checks that every figure is produced (tiny models, a minute);
-#: ``cpu`` is the full CPU run (about 20 minutes on two cores); ``gpu`` the real sizes on CUDA.
+#: ``cpu`` is the full CPU run (about 20 minutes on two cores); ``gpu`` the real sizes on CUDA. None runs the
+#: dedicated-core pairs unless asked (``--pinned-pairs``): they are a diagnosis, not a target.
 PROFILES = {
     "quick": Profile(name="quick", hub="tiny", device="cpu", threads=1, tiny_instances=1, tiny_reps=2,
-                     tiny_duration=5, tiny_dedicated_reps=1, real={"small": 2}, real_reps=1,
+                     tiny_duration=5, tiny_dedicated_reps=0, real={"small": 2}, real_reps=1,
                      switch=("small", "stereo-small"), stem_seconds=3.0, stem_reps=1, cli_reps=1, ui_reps=1,
                      postprocess_seconds=5.0, postprocess_reps=1),
-    "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_instances=8, tiny_reps=8,
-                   tiny_duration=30, tiny_dedicated_reps=4, real={"small": 2}, real_reps=3,
+    "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_instances=12, tiny_reps=8,
+                   tiny_duration=30, tiny_dedicated_reps=0, real={"small": 2}, real_reps=3,
                    switch=("small", "stereo-small"), stem_seconds=5.0, stem_reps=8, cli_reps=2, ui_reps=3,
                    postprocess_seconds=30.0, postprocess_reps=3),
     "gpu": Profile(name="gpu", hub="gpu", device="cuda", threads=0, tiny_instances=2, tiny_reps=3,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from audiocraft_webui.bench import gpu, report, scenarios
+from audiocraft_webui.bench import gpu, pool, report, scenarios
 from audiocraft_webui.config import REPO_ROOT
 
 #: Every figure a CPU run reports, as paths into its "results".
@@ -83,6 +83,33 @@ def test_couple_interval_resamples_whole_couples() -> None:
     pooled = statistics.median(ratio for couple in apart for ratio in couple)
     assert 0.95 <= low < pooled < high <= 1.06
     assert scenarios.couple_interval(apart) == [low, high]
+
+
+def bench_run(created: str, couples: list[list[float]]) -> dict:
+    """A run's JSON as far as pooling reads it: direct runs of 1 s, so each app time is its pair's ratio."""
+    app = [ratio for couple in couples for ratio in couple]
+    return {"bench": {"created": created}, "settings": {"tiny_reps": len(couples[0])},
+            "results": {"overhead_tiny": {"ratio": statistics.median(app), "pairs": len(app),
+                                          "process_couples": [statistics.median(couple) for couple in couples],
+                                          "app_s": {"samples": app}, "direct_s": {"samples": [1.0] * len(app)}}}}
+
+
+def test_pool_pools_the_pairs_of_several_runs_couple_by_couple(tmp_path: Path, capsys) -> None:
+    runs = [bench_run("2026-11-25T01:00:00", [[1.0, 1.02], [0.98, 1.0]]),
+            bench_run("2026-11-25T02:00:00", [[1.04, 1.06]])]
+    result = pool.pooled(runs)
+    assert (result["runs"], result["couples"], result["pairs"]) == (2, 3, 6)
+    assert result["ratio"] == 1.01 and result["couples_mean"] == round((1.01 + 0.99 + 1.05) / 3, 4)
+    low, high = result["ratio_interval_95"]
+    assert 0.98 <= low <= 1.01 <= high <= 1.06 and result["couples_standard_error"] > 0
+    paths = []
+    for index, run in enumerate(runs):
+        paths.append(tmp_path / f"run-{index}.json")
+        paths[-1].write_text(json.dumps(run))
+    assert pool.main([str(path) for path in paths]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("run-0.json: 2026-11-25T01:00:00, tiny 1.0 over 4 pairs from 2 couples")
+    assert json.loads(lines[-1]) == result
 
 
 def test_targets_compare_in_the_right_direction() -> None:

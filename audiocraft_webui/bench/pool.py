@@ -11,13 +11,13 @@ import statistics
 import sys
 from pathlib import Path
 
-from .scenarios import couple_interval
+from .scenarios import couple_interval, pair_ratios
 
 
 def couple_groups(run: dict) -> list[list[float]]:
     """Each process couple's pair ratios (app ÷ direct) of a run's JSON, whose pairs are stored couple by couple."""
     tiny = run["results"]["overhead_tiny"]
-    ratios = [app / direct for app, direct in zip(tiny["app_s"]["samples"], tiny["direct_s"]["samples"], strict=True)]
+    ratios = pair_ratios(tiny["app_s"]["samples"], tiny["direct_s"]["samples"])
     size = run["settings"]["tiny_reps"]
     return [ratios[start:start + size] for start in range(0, len(ratios), size)]
 

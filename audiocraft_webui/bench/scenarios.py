@@ -100,9 +100,14 @@ def summary(samples: list[float], scale: float = 1.0, digits: int = 4) -> dict:
             "median": round(statistics.median(samples) * scale, digits)}
 
 
+def pair_ratios(app: list[float], direct: list[float]) -> list[float]:
+    """App time ÷ direct time of each interleaved pair."""
+    return [a / d for a, d in zip(app, direct, strict=True)]
+
+
 def pair_ratio(app: list[float], direct: list[float]) -> float:
     """Median over interleaved pairs of app time ÷ direct time."""
-    return statistics.median(a / d for a, d in zip(app, direct, strict=True))
+    return statistics.median(pair_ratios(app, direct))
 
 
 def couple_interval(groups: list[list[float]], rounds: int = 2000, seed: int = SEED) -> list[float]:
@@ -121,9 +126,14 @@ def couple_interval(groups: list[list[float]], rounds: int = 2000, seed: int = S
     return [round(medians[int(rounds * 0.025)], 4), round(medians[int(rounds * 0.975) - 1], 4)]
 
 
+def wall_ratios(app: list[JobTiming], direct: list[dict]) -> list[float]:
+    """Each interleaved pair's app job wall time ÷ its direct run's."""
+    return pair_ratios([run.wall for run in app], [run["seconds"] for run in direct])
+
+
 def wall_ratio(app: list[JobTiming], direct: list[dict]) -> float:
     """Median over interleaved pairs of an app job's wall time ÷ its direct run's, rounded."""
-    return round(pair_ratio([run.wall for run in app], [run["seconds"] for run in direct]), 4)
+    return round(statistics.median(wall_ratios(app, direct)), 4)
 
 
 def cpu_ratio(app: list[JobTiming], direct: list[dict]) -> float:
@@ -285,8 +295,7 @@ def tiny_overhead(hub: Path, work: Path, profile: Profile, architecture: str) ->
         direct_runs += runs[1]
     section = {**overhead_section(params, architecture, app, direct_runs),
                "process_couples": [wall_ratio(*runs) for runs in couples],
-               "ratio_interval_95": couple_interval([[a.wall / d["seconds"] for a, d in zip(*runs, strict=True)]
-                                                     for runs in couples])}
+               "ratio_interval_95": couple_interval([wall_ratios(*runs) for runs in couples])}
     if dedicated:
         section["dedicated_core"] = dedicated_core_section(dedicated)
     return section, [run.first_progress for run in app]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 
 import webui
 from audiocraft_webui import create_app
-from tests.serverproc import LiveClient, ServerProcess, request
+from tests.serverproc import LiveClient, ServerProcess, free_port, request
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,13 +48,6 @@ def test_the_factory_starts_nothing_and_imports_no_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["False", "False"], result.stderr
     assert create_app({"DATA_DIR": str(tmp_path), "TESTING": True}).config["TESTING"] is True
-
-
-def free_port() -> int:
-    """A port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_server_runs_without_a_terminal(tmp_path, tiny_hub):

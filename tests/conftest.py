@@ -31,7 +31,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(scope="session")
 def tiny_hub() -> Path:
     """Write tiny random-weight models in the real file formats into the session's HF_HOME."""
-    from audiocraft_webui.devtools import tinyhub
+    from tools import tinyhub
 
     tinyhub.build(TINY_HUB)
     return TINY_HUB

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from audiocraft_webui.bench import gpu, pool, report, scenarios
+from benchmarks import gpu, pool, report, scenarios
 from audiocraft_webui.config import REPO_ROOT
 
 #: Every figure a CPU run reports, as paths into its "results".
@@ -40,7 +40,7 @@ def figure(results: dict, path: tuple[str, ...]) -> object:
 @pytest.mark.slow
 def test_quick_bench_reports_every_figure(tiny_hub: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    command = [sys.executable, "-m", "audiocraft_webui.bench", "--quick", "--tiny-hub", str(tiny_hub),
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--tiny-hub", str(tiny_hub),
                "--pinned-pairs", "1", "--work", str(tmp_path), "--out", str(out)]
     run = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -124,7 +124,7 @@ def test_static_decoder_computes_the_same_logits_as_audiocraft(tiny_hub: Path) -
     from audiocraft.models import MusicGen
 
     from audiocraft_webui import compat
-    from audiocraft_webui.bench.fastlm import StaticDecoder, cfg_condition_tensors
+    from benchmarks.fastlm import StaticDecoder, cfg_condition_tensors
 
     torch.manual_seed(0)
     with compat.checkpoint_globals():

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 from audiocraft.models import MusicGen
 
-from audiocraft_webui.devtools import tinyhub
+from tools import tinyhub
 from audiocraft_webui.models import ModelCatalog
 from tests.generation_support import module_env, running_env, spy_on, write_clip
 

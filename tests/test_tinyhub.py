@@ -13,7 +13,7 @@ from audiocraft.models.encodec import InterleaveStereoCompressionModel
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 from audiocraft_webui import compat
-from audiocraft_webui.devtools import tinyhub
+from tools import tinyhub
 
 SAMPLE_RATE = 32000
 

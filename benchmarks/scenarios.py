@@ -20,8 +20,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from .. import postprocess, protocol
-from ..jobs import RECENT_LIMIT
+from audiocraft_webui import postprocess, protocol
+from audiocraft_webui.jobs import RECENT_LIMIT
 from .hubs import offline_env
 from .procs import (
     AppClient,

@@ -1,6 +1,6 @@
-"""End-to-end benchmark of audiocraft-webui: the real server, driven over Socket.IO, against direct calls.
+"""End-to-end benchmark of audiocraft-webui (not part of the product): the real server, driven over Socket.IO, against direct calls.
 
-``python -m audiocraft_webui.bench [--quick] [--gpu] [--out FILE]`` starts ``webui.py`` on an offline
+``python -m benchmarks [--quick] [--gpu] [--out FILE]`` starts ``webui.py`` on an offline
 hub of random-weight models, submits jobs with a real python-socketio client on the websocket
 transport, and runs the same work in a plain process beside it, interleaved. docs/PERFORMANCE.md
 describes the method, the targets and the latest figures.

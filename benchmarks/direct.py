@@ -1,6 +1,6 @@
 """The baseline side of the benchmark: the same work as an app job, called directly in a plain process.
 
-The parent starts ``python -m audiocraft_webui.bench.direct --device D --threads N`` with the same hub,
+The parent starts ``python -m benchmarks.direct --device D --threads N`` with the same hub,
 device and torch thread count as the server, then sends one JSON request per line on stdin and reads
 one JSON answer per line. Requests run in the process's main thread, as a script would run them:
 
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from .. import compat
+from audiocraft_webui import compat
 from .procs import answer_channel
 
 
@@ -31,7 +31,7 @@ class DirectRunner:
     """Holds the loaded engine and splitter between requests, like a long-running script would."""
 
     def __init__(self, device: str, threads: int) -> None:
-        from ..engines import create_engine
+        from audiocraft_webui.engines import create_engine
 
         self.device = device
         self.threads = threads
@@ -45,9 +45,9 @@ class DirectRunner:
         Returns:
             Seconds the engine's ``generate`` took.
         """
-        from .. import generation, postprocess
-        from ..engines import GenerationSpec
-        from ..models import ModelCatalog
+        from audiocraft_webui import generation, postprocess
+        from audiocraft_webui.engines import GenerationSpec
+        from audiocraft_webui.models import ModelCatalog
 
         model = ModelCatalog().resolve(params["model"])
         self.engine.ensure_loaded(model, lambda _phase: None)
@@ -81,7 +81,7 @@ class DirectRunner:
         if model not in self._separators:
             from demucs.api import Separator
 
-            from ..config import DEFAULTS
+            from audiocraft_webui.config import DEFAULTS
 
             self._separators[model] = Separator(model=model, device=self.engine.device, progress=False,
                                                 shifts=int(DEFAULTS["DEMUCS_SHIFTS"]),
@@ -115,7 +115,7 @@ def serve(runner: DirectRunner, requests: IO[str], answers: IO[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Child-process entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m audiocraft_webui.bench.direct")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.direct")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args(argv)

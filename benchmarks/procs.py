@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ..config import REPO_ROOT
+from audiocraft_webui.config import REPO_ROOT
 from .hubs import offline_env
 
 #: Seconds a server may take to answer ``GET /`` after it was started.
@@ -297,13 +297,13 @@ class AppClient:
 
 
 class DirectProcess:
-    """The direct baseline (``python -m audiocraft_webui.bench.direct``) as a long-lived child process."""
+    """The direct baseline (``python -m benchmarks.direct``) as a long-lived child process."""
 
     def __init__(self, hub: Path, log: Path, *, device: str, threads: int) -> None:
         self.log = log
         with log.open("ab") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "audiocraft_webui.bench.direct", "--device", device, "--threads",
+                [sys.executable, "-m", "benchmarks.direct", "--device", device, "--threads",
                  str(threads)], cwd=REPO_ROOT, env=offline_env(hub), stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=err, text=True)
 

@@ -1,4 +1,4 @@
-"""Pool the tiny model's pairs of several runs: ``python -m audiocraft_webui.bench.pool RUN.json ...``.
+"""Pool the tiny model's pairs of several runs: ``python -m benchmarks.pool RUN.json ...``.
 
 One run's tiny ratio moves by a percent or two on a shared machine (docs/PERFORMANCE.md, "Reading
 them"); the pairs of many runs, each couple of fresh processes kept as one draw, tell where it really lies.
@@ -36,7 +36,7 @@ def pooled(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Print each run's tiny ratio, then the pooled figures as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m audiocraft_webui.bench.pool", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pool", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="benchmark JSON files (profile cpu or gpu)")
     args = parser.parse_args(argv)
     runs = [json.loads(path.read_text()) for path in args.runs]

@@ -4,7 +4,7 @@ The real, unpatched loaders (``MusicGen.get_pretrained``, ``MultiBandDiffusion.g
 ``demucs.pretrained.get_model``) then run offline against it, which is what the tests and a machine without
 GPU or network need::
 
-    python -m audiocraft_webui.devtools.tinyhub DIR
+    python -m tools.tinyhub DIR
     HF_HOME=DIR HF_HUB_OFFLINE=1 ./run.sh
 
 Layout: ``DIR/hub/models--<org>--<name>/snapshots/<40 zeros>/<files>`` plus ``refs/main``.
@@ -465,7 +465,7 @@ def _write_mbd(hf_home: Path, codec_dim: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Build a tiny hub in DIR (optionally one MusicGen repo at real size) and print how to use it."""
     parser = argparse.ArgumentParser(
-        prog="python -m audiocraft_webui.devtools.tinyhub",
+        prog="python -m tools.tinyhub",
         description="Write random-weight models into a Hugging Face cache folder so the UI runs offline.",
     )
     parser.add_argument("directory", type=Path, help="folder to use as HF_HOME (created if missing)")

@@ -10,7 +10,7 @@
   the small model's codec, decoding the tokens just generated.
 * htdemucs: the released architecture from the hub, its load time apart from a 30 s stereo separation.
 
-It runs in a child process (``python -m audiocraft_webui.bench.gpu``) that prints one JSON object, so
+It runs in a child process (``python -m benchmarks.gpu``) that prints one JSON object, so
 the GPU is free again before the app scenarios start. ``--device cpu`` runs the same code on a CPU
 (slowly, with the tiny models: a check of the code path, not a figure).
 """
@@ -158,7 +158,7 @@ def _load_musicgen(model_key: str, device: str):
     """Load a MusicGen from the hub exactly as the app's engine does."""
     from audiocraft.models import MusicGen
 
-    from .. import compat
+    from audiocraft_webui import compat
 
     with compat.checkpoint_globals():
         return MusicGen.get_pretrained(f"facebook/musicgen-{model_key}", device=device)
@@ -208,7 +208,7 @@ def measure(device: str, models: list[str], audio_seconds: int = DECODE_SECONDS,
     """Every GPU figure (child process): device facts, decode per model, MBD, htdemucs."""
     import torch
 
-    from .. import compat
+    from audiocraft_webui import compat
 
     compat.install()
     facts = device_facts(device)
@@ -241,7 +241,7 @@ def run(hub: Path, work: Path, profile: Profile) -> tuple[str, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """Child-process entry point: print the GPU sections as one JSON line."""
-    parser = argparse.ArgumentParser(prog="python -m audiocraft_webui.bench.gpu")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--models", nargs="+", default=["small", "medium"])
     parser.add_argument("--seconds", type=int, default=DECODE_SECONDS, help="audio generated per model")

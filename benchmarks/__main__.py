@@ -1,4 +1,4 @@
-"""Command line: ``python -m audiocraft_webui.bench [--quick] [--gpu] [--out FILE]`` (see docs/PERFORMANCE.md)."""
+"""Command line: ``python -m benchmarks [--quick] [--gpu] [--out FILE]`` (see docs/PERFORMANCE.md)."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +12,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ..config import REPO_ROOT
+from audiocraft_webui.config import REPO_ROOT
 from . import report, scenarios
 from .hubs import REAL_MUSICGEN, ensure_hub
 
@@ -22,7 +22,7 @@ RESULTS_DIR = REPO_ROOT / "bench-results"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m audiocraft_webui.bench",
+        prog="python -m benchmarks",
         description="Benchmark the whole app (real server, real Socket.IO client) against direct library calls.")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="tiny models, one or two runs each (smoke test, ~1 min)")
@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "overrides the profile)")
     parser.add_argument("--hubs", type=Path, default=RESULTS_DIR / "hubs",
                         help="cache folder for the generated model hubs (default: %(default)s)")
-    parser.add_argument("--tiny-hub", type=Path, help="an existing tiny hub (devtools.tinyhub) for --quick")
+    parser.add_argument("--tiny-hub", type=Path, help="an existing tiny hub (tools.tinyhub) for --quick")
     parser.add_argument("--work", type=Path, default=RESULTS_DIR,
                         help="where to make the run's scratch folder (data folders, logs, audio; default: %(default)s)")
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch folder afterwards")

@@ -1,6 +1,6 @@
 """Offline model hubs for the benchmark, built once into a cache folder and reused while their recipe holds.
 
-* ``tiny``: the test suite's tiny random models (every repo the app offers; see ``devtools.tinyhub``).
+* ``tiny``: the test suite's tiny random models (every repo the app offers; see ``tools.tinyhub``).
 * ``cpu``: the tiny hub, with ``musicgen-small`` and ``musicgen-stereo-small`` replaced by random-weight
   models of musicgen-small's real architecture, and ``htdemucs`` by the released HTDemucs architecture.
 * ``gpu``: the tiny hub, with ``musicgen-small`` and ``musicgen-medium`` at their real architectures and
@@ -9,7 +9,7 @@
 Random weights run exactly as fast as the released ones: step time depends on shapes, dtype and kernels,
 never on the values (performance.md §9). Every other repo of a real hub stays tiny, which the benchmark
 uses for warm-up jobs. Building imports torch and the hub libraries, which read ``HF_HOME`` once, so it
-runs in a child process: ``python -m audiocraft_webui.bench.hubs KIND DIR``.
+runs in a child process: ``python -m benchmarks.hubs KIND DIR``.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..devtools import tinyhub
+from tools import tinyhub
 
 STAMP_NAME = "bench-hub.json"
 RECIPE_VERSION = 1
@@ -90,7 +90,7 @@ def ensure_hub(folder: Path, kind: str, log: Path) -> Path:
 
 def build(folder: Path, kind: str) -> None:
     """Write the hub (child process only: ``HF_HOME`` must already be ``folder``, offline)."""
-    from .. import compat
+    from audiocraft_webui import compat
 
     compat.install()
     (folder / STAMP_NAME).unlink(missing_ok=True)
@@ -118,7 +118,7 @@ def write_real_htdemucs(folder: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Child-process entry point: build one hub."""
-    parser = argparse.ArgumentParser(prog="python -m audiocraft_webui.bench.hubs", description=build.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hubs", description=build.__doc__)
     parser.add_argument("kind", choices=list(REAL_MUSICGEN))
     parser.add_argument("folder", type=Path)
     args = parser.parse_args(argv)

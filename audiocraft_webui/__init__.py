@@ -4,7 +4,7 @@ Only the app factory lives here; importing the package starts nothing and import
 """
 from __future__ import annotations
 
-__version__ = "3.1.0"
+from .version import __version__
 
 
 def create_app(overrides: dict | None = None, *, engine=None):
@@ -19,10 +19,10 @@ def create_app(overrides: dict | None = None, *, engine=None):
     from flask import Flask
     from flask_socketio import SocketIO
 
-    from . import events, stem_events, stem_views, views
     from .config import DEFAULTS, REPO_ROOT
-    from .security import POLICY_KEY, AccessPolicy, RequestGuard
     from .services import EXTENSION_KEY, build_services
+    from .web import events, stem_events, stem_views, views
+    from .web.security import POLICY_KEY, AccessPolicy, RequestGuard
 
     app = Flask(__name__, static_folder=str(REPO_ROOT / "static"), template_folder=str(REPO_ROOT / "templates"))
     app.config.from_mapping(DEFAULTS)

@@ -16,9 +16,12 @@ from typing import IO
 
 import numpy as np
 
-from . import __version__, autotune, postprocess, protocol
+from . import autotune, protocol
+from .audio import codecs, dsp, loudness
+from .version import __version__
 from .engines import AudioClip, GenerationOutput, GenerationSpec, MusicEngine
 from .jobs import Job
+from .tasks import Effective, GenerateTask
 from .models import ModelCatalog, ModelInfo
 from .protocol import GenerationRequest
 from .storage import Track, TrackStore, base_name
@@ -46,11 +49,12 @@ def draw_seed() -> int:
     return secrets.randbelow(100_000_000)
 
 
-def prepare(request: GenerationRequest, catalog: ModelCatalog) -> dict:
-    """Resolve the seed and auto-tune into the self-contained payload of a generation job.
+def prepare(request: GenerationRequest, catalog: ModelCatalog) -> GenerateTask:
+    """Resolve the seed and auto-tune into the self-contained task of a generation job.
 
-    The user's own values stay in ``request`` (for rerun and last_run.json, D17/D18); the values
-    actually used go in ``effective``.
+    The user's own values stay in ``request``, so rerun and last_run.json repeat what the user
+    asked (with auto seed still auto, and auto-tune's output never fed back as user values); the
+    values actually used go in ``effective``.
     """
     model = catalog.resolve(request.model)
     assert model is not None, "the request was validated against the catalogue"
@@ -58,12 +62,12 @@ def prepare(request: GenerationRequest, catalog: ModelCatalog) -> dict:
     if request.auto_tune:
         tuned = autotune.tune(model.key, top_k=request.top_k, top_p=request.top_p, temperature=request.temperature,
                               cfg_coef=request.cfg_coef, duration=request.duration)
-        effective, tune_block = dict(tuned.values), tuned.block
+        values, tune_block = tuned.values, tuned.block
+        effective = Effective(float(values["temperature"]), float(values["cfg_coef"]), int(values["duration"]))
     else:
-        effective = {"temperature": request.temperature, "cfg_coef": request.cfg_coef, "duration": request.duration}
+        effective = Effective(request.temperature, request.cfg_coef, request.duration)
         tune_block = autotune.disabled_block()
-    return {"request": request.as_json(), "seed": seed, "effective": effective, "auto_tune": tune_block,
-            "clamped": request.clamped}
+    return GenerateTask(request, seed, effective, tune_block, request.clamped)
 
 
 def sampling_params(request: GenerationRequest) -> dict:
@@ -103,26 +107,29 @@ class GenerationRunner:
 
     def run(self, job: Job, progress: Progress) -> dict:
         """Generate, post-process and commit one track; returns the ``on_finish_audio`` fields."""
-        request = GenerationRequest.from_json(job.payload["request"])
+        task = job.task
+        assert isinstance(task, GenerateTask), "the worker routes generate jobs here"
+        request = task.request
         model = self.catalog.resolve(request.model)
         if model is None:
             raise ValueError(f"model {request.model!r} is no longer offered")
         try:
             progress.phase("loading_model", 0.0, 0.05)
             self.engine.ensure_loaded(model, lambda name: progress.phase(name, 0.0, 0.05))
-            rendered = self._render(job, request, model, progress)
+            rendered = self._render(job, task, model, progress)
             progress.phase("writing", 0.95, 1.0)
-            track = self._commit(job, request, model, rendered)
+            track = self._commit(job, task, model, rendered)
         finally:
             if self.unload_after:
                 self.engine.unload()
         return {"prompt": request.prompt, "filename": track.pair()[0], "json_filename": track.pair()[1],
-                "name": track.base, "seed": job.payload["seed"], "meta": track.meta}
+                "name": track.base, "seed": task.seed, "meta": track.meta}
 
-    def _render(self, job: Job, request: GenerationRequest, model: ModelInfo, progress: Progress) -> Rendered:
+    def _render(self, job: Job, task: GenerateTask, model: ModelInfo, progress: Progress) -> Rendered:
         """Render the audio; an append job that fails says so and fails (never a plain track claiming an append)."""
+        request = task.request
         try:
-            return self._render_audio(job, request, model, progress)
+            return self._render_audio(job, task, model, progress)
         except JobCancelled:
             raise
         except Exception as exc:
@@ -134,17 +141,16 @@ class GenerationRunner:
                 "continuation_source": self.uploads.display_name(request.continuation)})
             raise ContinuationError(f"the continuation failed: {reason}") from exc
 
-    def _render_audio(self, job: Job, request: GenerationRequest, model: ModelInfo,
-                      progress: Progress) -> Rendered:
+    def _render_audio(self, job: Job, task: GenerateTask, model: ModelInfo, progress: Progress) -> Rendered:
         """Run the engine (and MBD, append) and shape the audio for the requested output."""
-        effective = job.payload["effective"]
+        request, effective = task.request, task.effective
         melody = self._clip(request.audio_prompt)
         clip = self._clip(request.continuation)
         prompt_clip = continuation_prompt(clip, self.engine.sample_rate) if clip else None
-        duration = effective["duration"] + (prompt_clip.seconds if prompt_clip else 0.0)
+        duration = effective.duration + (prompt_clip.seconds if prompt_clip else 0.0)
         spec = GenerationSpec(
             model=model, prompt=request.prompt, duration=duration, top_k=request.top_k, top_p=request.top_p,
-            temperature=effective["temperature"], cfg_coef=effective["cfg_coef"], seed=job.payload["seed"],
+            temperature=effective.temperature, cfg_coef=effective.cfg_coef, seed=task.seed,
             melody=melody, continuation=prompt_clip, return_tokens=request.mbd)
         generate_end = 0.75 if request.mbd else 0.9
         progress.phase("generating", 0.05, generate_end)
@@ -155,14 +161,14 @@ class GenerationRunner:
         if clip is not None:
             joined, native_rate = self._append(job, request, clip, prompt_clip, new_audio, output.sample_rate, fields)
             rate = output_rate(request, native_rate)
-            audio = postprocess.resample(joined, native_rate, rate)
+            audio = dsp.resample(joined, native_rate, rate)
         else:
             # Resample before normalising, so the peak ceiling also holds for the resampled waveform.
             rate = output_rate(request, output.sample_rate)
-            audio, fields["loudness"] = postprocess.normalize_loudness(
-                postprocess.resample(new_audio, output.sample_rate, rate), rate, target_lufs=TARGET_LUFS)
+            audio, fields["loudness"] = loudness.normalize_loudness(
+                dsp.resample(new_audio, output.sample_rate, rate), rate, target_lufs=TARGET_LUFS)
         fields["channels_original"] = int(audio.shape[0])
-        return Rendered(postprocess.to_output_channels(audio, keep_mono=request.keep_mono), rate, fields)
+        return Rendered(dsp.to_output_channels(audio, keep_mono=request.keep_mono), rate, fields)
 
     def _clip(self, upload_id: str | None) -> AudioClip | None:
         """Load an uploaded clip from its saved file by upload id (never by a client path or URL)."""
@@ -176,7 +182,8 @@ class GenerationRunner:
         """The new part of the audio, decoded by MBD when asked; an MBD failure keeps the EnCodec audio.
 
         With a continuation the tokens hold the prompt too: MBD decodes them all (so the new part has
-        its context) and the prompt's share is cut off afterwards, before the clip is put back (D11).
+        its context) and the prompt's share is cut off afterwards, before the clip is put back, so the
+        user's own clip is never replaced by MBD's reconstruction of it.
 
         Returns:
             ``(float32 [C, T_new] at output.sample_rate, the multi_band_diffusion JSON block)``.
@@ -207,9 +214,9 @@ class GenerationRunner:
         Returns:
             ``(float32 [C, T1 + T2 * clip_rate / rate], clip_rate)``.
         """
-        matched, loudness_fields = postprocess.match_loudness(clip.samples, new_audio)
+        matched, loudness_fields = loudness.match_loudness(clip.samples, new_audio)
         fields.update(loudness_fields)
-        original, new_part = match_channels(clip.samples, postprocess.resample(matched, rate, clip.sample_rate))
+        original, new_part = match_channels(clip.samples, dsp.resample(matched, rate, clip.sample_rate))
         fields.update({"append_mode": True, "continuation_original_seconds": round(clip.seconds, 3),
                        "continuation_prompt_seconds": round(prompt_clip.seconds, 3)})
         self.emit(protocol.CONTINUATION_APPLIED, {
@@ -218,25 +225,26 @@ class GenerationRunner:
             "continuation_original_seconds": fields["continuation_original_seconds"]})
         return np.concatenate([original, new_part], axis=1), clip.sample_rate
 
-    def _commit(self, job: Job, request: GenerationRequest, model: ModelInfo, rendered: Rendered) -> Track:
+    def _commit(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered) -> Track:
         """Encode straight into the store's temp file and commit it with its JSON."""
+        request = task.request
         encoded = encode_output(rendered.audio, rendered.sample_rate, request.format)
         when = datetime.now()
-        seed = None if request.seed == protocol.AUTO_SEED else job.payload["seed"]
+        seed = None if request.seed == protocol.AUTO_SEED else task.seed
         base = base_name(model.key, seed, request.artist, when)
-        meta = self._meta(job, request, model, rendered, encoded, when)
+        meta = self._meta(job, task, model, rendered, encoded, when)
         return self.store.commit(base, encoded.format, lambda handle: write_all(handle, encoded.data), meta)
 
-    def _meta(self, job: Job, request: GenerationRequest, model: ModelInfo, rendered: Rendered, encoded: Encoded,
+    def _meta(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered, encoded: Encoded,
               when: datetime) -> dict:
         """The track's JSON (README, "JSON schema"): what was asked, what was used, what was written."""
-        effective = job.payload["effective"]
+        request, effective = task.request, task.effective
         parameters = {
             **sampling_params(request),
-            "temperature": effective["temperature"],
-            "cfg_coef": effective["cfg_coef"],
-            "duration": effective["duration"],
-            "seed": job.payload["seed"],
+            "temperature": effective.temperature,
+            "cfg_coef": effective.cfg_coef,
+            "duration": effective.duration,
+            "seed": task.seed,
             "seed_requested": request.seed,
             "format_requested": request.format,
             **encoded.fields,
@@ -247,15 +255,15 @@ class GenerationRunner:
             "audio_prompt": self.uploads.display_name(request.audio_prompt),
             "continuation_source": self.uploads.display_name(request.continuation),
             "append_mode": False,
-            "auto_tune": job.payload["auto_tune"],
+            "auto_tune": task.auto_tune,
             **rendered.fields,
         }
         if request.artist:
             parameters["artist"] = request.artist
         if request.stem_split:
             parameters["stem_split"] = {"requested": request.stem_split, "status": "queued"}
-        if job.payload.get("clamped"):
-            parameters["clamped"] = job.payload["clamped"]
+        if task.clamped:
+            parameters["clamped"] = task.clamped
         return {
             "model": model.key,
             "model_id": model.source if not model.custom else model.key,
@@ -266,7 +274,7 @@ class GenerationRunner:
             "duration_seconds": round(rendered.audio.shape[1] / rendered.sample_rate, 3),
             "parameters": parameters,
             "request": request.as_json(),
-            "waveform": postprocess.waveform_peaks(rendered.audio),
+            "waveform": dsp.waveform_peaks(rendered.audio),
         }
 
 
@@ -291,7 +299,7 @@ def continuation_prompt(clip: AudioClip, model_rate: int) -> AudioClip:
     Raises:
         ValueError: when the clip is shorter than 0.5 s.
     """
-    samples = postprocess.resample(clip.samples, clip.sample_rate, model_rate)
+    samples = dsp.resample(clip.samples, clip.sample_rate, model_rate)
     step = int(CONTINUATION_PROMPT_STEP_SECONDS * model_rate)
     keep = min(samples.shape[1], int(MAX_CONTINUATION_PROMPT_SECONDS * model_rate))
     keep -= keep % step
@@ -334,17 +342,17 @@ def encode_output(audio: np.ndarray, sample_rate: int, fmt: str) -> Encoded:
     """
     buffer = io.BytesIO()
     try:
-        postprocess.encode(audio, sample_rate, fmt, buffer)
-    except postprocess.EncodeError as exc:
+        codecs.encode(audio, sample_rate, fmt, buffer)
+    except codecs.EncodeError as exc:
         log.warning("cannot write %s (%s); writing WAV instead", fmt, exc)
         buffer = io.BytesIO()
-        postprocess.encode(audio, sample_rate, "wav", buffer)
+        codecs.encode(audio, sample_rate, "wav", buffer)
         return Encoded(buffer.getvalue(), "wav", {"format": "wav", "format_note": "fallback_to_wav",
                                                  "format_error": str(exc)[:300]})
     fields: dict = {"format": fmt}
     if fmt == "mp3":
         buffer.seek(0)
-        fields["bitrate_kbps"] = postprocess.mp3_bitrate(buffer)
+        fields["bitrate_kbps"] = codecs.mp3_bitrate(buffer)
     return Encoded(buffer.getvalue(), fmt, fields)
 
 

@@ -17,6 +17,7 @@ from enum import Enum
 from pathlib import Path
 
 from .fileio import atomic_write_json, read_json
+from .tasks import TASK_TYPES, Task
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,9 @@ class QueueFull(RuntimeError):
 
 @dataclass
 class Job:
-    """One unit of work for the worker: a generation, a stem split or an arbitrary-file split."""
+    """One unit of work for the worker: its task (what to do) and its life in the queue."""
 
-    kind: str
-    payload: dict
-    label: str
+    task: Task
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     sid: str | None = None
     state: JobState = JobState.QUEUED
@@ -57,6 +56,16 @@ class Job:
     finished: float | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
 
+    @property
+    def kind(self) -> str:
+        """The job kind (``generate``, ``stems``, ``demucs_any``), which picks how the worker runs it."""
+        return self.task.kind
+
+    @property
+    def label(self) -> str:
+        """What the queue shows for the job."""
+        return self.task.label
+
     def public(self) -> dict:
         """Describe the job for the browser and for the queue file."""
         return {
@@ -66,13 +75,13 @@ class Job:
         }
 
     def persisted(self) -> dict:
-        """The job with its payload, as kept in the queue file (a track's JSON stays in its own file)."""
-        return {**without_track_meta(self.public()), "payload": self.payload}
+        """The job with its task, as kept in the queue file (a track's JSON stays in its own file)."""
+        return {**without_track_meta(self.public()), "payload": self.task.as_json()}
 
     @classmethod
     def restore(cls, data: dict) -> Job:
-        """Rebuild a job from the queue file."""
-        job = cls(kind=data["kind"], payload=data.get("payload", {}), label=data.get("label", ""), id=data["id"])
+        """Rebuild a job from the queue file (raises KeyError, TypeError or ValueError on a malformed one)."""
+        job = cls(TASK_TYPES[data["kind"]].from_json(data["payload"]), id=data["id"])
         job.state = JobState(data.get("state", "queued"))
         job.created = data.get("created", job.created)
         job.error, job.result = data.get("error"), data.get("result")
@@ -187,17 +196,17 @@ class JobQueue:
         interrupted = []
         with self._cond:
             for raw in data.get("recent", [])[::-1]:
-                self._recent.appendleft(Job.restore(raw))
-            if data.get("running"):
-                job = Job.restore(data["running"])
+                if job := _restored(raw):
+                    self._recent.appendleft(job)
+            if data.get("running") and (job := _restored(data["running"])):
                 job.state, job.phase, job.finished = JobState.INTERRUPTED, "interrupted", time.time()
                 job.error = {"type": "interrupted", "message": "the server stopped while this job was running"}
                 self._recent.appendleft(job)
                 interrupted.append(job)
             for raw in data.get("queued", []):
-                job = Job.restore(raw)
-                job.state = JobState.QUEUED
-                self._pending.append(job)
+                if job := _restored(raw):
+                    job.state = JobState.QUEUED
+                    self._pending.append(job)
             self._cond.notify_all()
         self._changed()
         return interrupted
@@ -219,3 +228,12 @@ class JobQueue:
                     log.exception("could not persist the job queue to %s", self._state_file)
         if self._on_change is not None:
             self._on_change()
+
+
+def _restored(raw: object) -> Job | None:
+    """A job from the queue file, or None (logged) when its entry cannot be read: one bad entry loses only itself."""
+    try:
+        return Job.restore(raw)  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        log.warning("skipped an unreadable job in the queue file: %.200r", raw)
+        return None

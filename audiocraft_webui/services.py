@@ -14,8 +14,11 @@ from .generation import GenerationRunner, prepare
 from .jobs import Job, JobQueue, without_track_meta
 from .models import ModelCatalog
 from .protocol import GenerationRequest
-from .stems import ANY_KIND, STEMS_KIND, DemucsSplitter, StemService
+from .hooks import PauseAt
+from .stems.service import StemService
+from .stems.splitter import DemucsSplitter
 from .storage import RecoveryReport, TrackStore
+from .tasks import GenerateTask, TrackSplitTask, UploadSplitTask
 from .uploads import UploadStore
 from .worker import JobKind, Worker
 
@@ -64,14 +67,14 @@ class Services:
 
     def submit_generation(self, request: GenerationRequest, sid: str | None) -> tuple[Job, int]:
         """Resolve seed and auto-tune and queue the job; returns it with its queue position."""
-        payload = prepare(request, self.catalog)
-        job = Job(kind="generate", payload=payload, label=request.prompt, sid=sid)
+        job = Job(prepare(request, self.catalog), sid=sid)
         return job, self.queue.submit(job)
 
-    def remember_last_run(self, request: GenerationRequest, job: Job) -> None:
+    def remember_last_run(self, task: GenerateTask) -> None:
         """Keep the user's request as the last run (the form is pre-filled from it)."""
+        request = task.request
         self.store.save_last_run({"model": request.model, "prompt": request.prompt,
-                                  "request": request.as_json(), "last_seed": job.payload["seed"]})
+                                  "request": request.as_json(), "last_seed": task.seed})
 
     def emit_job_event(self, event: str, payload: object, to: str | None = None) -> None:
         """Send a worker event, adding the fields its job wants on every event (a track name, an upload id).
@@ -80,7 +83,7 @@ class Services:
         track name of a failed stem split in its ``postprocess_done`` too.
         """
         job = self.queue.get(payload.get("job_id")) if isinstance(payload, dict) else None
-        fields = job.payload.get("event_fields", {}) if job else {}
+        fields = job.task.event_fields() if job else {}
         self.emit(event, {**fields, **payload} if fields else payload, to=to)
 
     def broadcast_queue(self) -> None:
@@ -103,7 +106,8 @@ class Services:
 def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None = None) -> Services:
     """Create storage, queue, engine and worker for one app, and run the startup recovery sweep."""
     root = data_dir(config)
-    store = TrackStore(root)
+    pause = PauseAt.parse(config.get("TEST_PAUSE_AT"))
+    store = TrackStore(root, pause)
     uploads = UploadStore(root / "static" / "uploads")
     stems_any_dir = root / "static" / "stems_any"
     recovery = store.recover(extra_folders=(uploads.folder, stems_any_dir))
@@ -121,15 +125,17 @@ def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None 
                                  unload_after=bool(config["UNLOAD_AFTER_GEN"]))
     # One worker for every kind, so generation, MBD and Demucs never share the GPU at the same time.
     kinds = {
-        "generate": JobKind(services.generation.run, protocol.ON_FINISH_AUDIO),
-        STEMS_KIND: JobKind(services.stems.run_track_split, protocol.POSTPROCESS_DONE, protocol.STEM_PROGRESS),
-        ANY_KIND: JobKind(services.stems.run_any_split, protocol.DEMUCS_ANY_DONE, protocol.DEMUCS_ANY_PROGRESS),
+        GenerateTask.kind: JobKind(services.generation.run, protocol.ON_FINISH_AUDIO),
+        TrackSplitTask.kind: JobKind(services.stems.run_track_split, protocol.POSTPROCESS_DONE,
+                                     protocol.STEM_PROGRESS),
+        UploadSplitTask.kind: JobKind(services.stems.run_any_split, protocol.DEMUCS_ANY_DONE,
+                                      protocol.DEMUCS_ANY_PROGRESS),
     }
     services.worker = Worker(queue, kinds, services.emit_job_event, prepare_thread=engine.prepare_thread,
-                             free_memory=engine.free_memory, after_job=services.stems.after_job)
+                             free_memory=engine.free_memory, after_job=services.stems.after_job, pause=pause)
     services.interrupted = queue.restore()
     for job in services.interrupted:
-        if job.kind == STEMS_KIND:
-            services.stems.track_status(job.payload["name"])  # the track JSON says "running": close it
+        if isinstance(job.task, TrackSplitTask):
+            services.stems.track_status(job.task.name)  # the track JSON says "running": close it
     queue.set_listener(services.broadcast_queue)
     return services

@@ -2,7 +2,7 @@
 
 A file is accepted only if its content (never its name or MIME type) is WAV, FLAC, MP3 or Ogg audio
 that decodes completely within the limits of its purpose; the decoding runs in a sandboxed child
-process (:mod:`.safeaudio`), at upload time and again when a job reads the file. It is stored as
+process (:mod:`.audio.sandbox`), at upload time and again when a job reads the file. It is stored as
 ``static/uploads/<32 hex>.<ext of the sniffed container>`` with a sidecar JSON keeping the original
 name as metadata only. Jobs refer to uploads by id, never by a client path or URL.
 """
@@ -17,7 +17,7 @@ from typing import IO
 
 import numpy as np
 
-from . import safeaudio
+from .audio import sandbox
 from .fileio import atomic_write_json, read_json, temp_file
 from .protocol import UPLOAD_ID
 from .storage import UnsafeName, safe_child
@@ -31,10 +31,10 @@ MAX_SECONDS = {"melody": 300.0, "continuation": 600.0, "demucs": 1200.0}
 SAMPLES_PER_SECOND = 2 * 48000
 
 
-def limits_for(purpose: str) -> safeaudio.Limits:
+def limits_for(purpose: str) -> sandbox.Limits:
     """The decoding limits of one upload purpose (time allowed grows with the accepted length)."""
     seconds = MAX_SECONDS[purpose]
-    return safeaudio.Limits(max_seconds=seconds, max_samples=int(seconds * SAMPLES_PER_SECOND),
+    return sandbox.Limits(max_seconds=seconds, max_samples=int(seconds * SAMPLES_PER_SECOND),
                             timeout=20.0 + seconds / 20.0)
 
 
@@ -82,8 +82,8 @@ class UploadStore:
             if size == 0:
                 raise UploadError("the file is empty")
             try:
-                probe = safeaudio.inspect(tmp_path, limits_for(purpose))
-            except safeaudio.UnsafeAudio as exc:
+                probe = sandbox.inspect(tmp_path, limits_for(purpose))
+            except sandbox.UnsafeAudio as exc:
                 raise UploadError(str(exc)) from None
             upload_id = f"{uuid.uuid4().hex}.{probe.extension}"
             meta = UploadInfo(upload_id, _display(original_name), purpose, probe.extension,
@@ -124,8 +124,8 @@ class UploadStore:
             raise UploadError("the uploaded file is gone; upload it again") from None
         meta = self.info(upload_id)
         try:
-            audio, rate, _ = safeaudio.decode(path, limits_for(meta.purpose if meta else "demucs"), self.folder)
-        except safeaudio.UnsafeAudio as exc:
+            audio, rate, _ = sandbox.decode(path, limits_for(meta.purpose if meta else "demucs"), self.folder)
+        except sandbox.UnsafeAudio as exc:
             raise UploadError(str(exc)) from None
         return audio, rate
 

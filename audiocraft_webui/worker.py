@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from . import protocol
 from .jobs import Job, JobQueue, JobState
-from .testhooks import pause_point
+from .hooks import Pause, no_pause
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ PROGRESS_INTERVAL = 0.1
 DISK_ERRORS = {errno.ENOSPC: "disk_full", errno.EROFS: "read_only", errno.EACCES: "read_only"}
 
 Emit = Callable[..., None]
+Clock = Callable[[], float]
 
 
 class JobCancelled(Exception):
@@ -35,17 +36,30 @@ class Progress:
 
     Phases split the bar: each :meth:`phase` call names the phase and the slice ``[start, end]`` of
     the overall bar it fills, and :meth:`update` takes the fraction of the current phase.
+
+    Args:
+        job: the job reported on.
+        emit: sends an event.
+        event: the event name (``progress``, ``stem_progress`` ...).
+        interval: least seconds between two throttled events.
+        clock: the monotonic clock the throttle reads (a fake one in tests).
+        pause: called with the phase name half-way through it (the crash tests stop a server there).
     """
 
-    def __init__(self, job: Job, emit: Emit, event: str = protocol.PROGRESS, extra: dict | None = None,
-                 interval: float = PROGRESS_INTERVAL) -> None:
+    def __init__(self, job: Job, emit: Emit, event: str = protocol.PROGRESS, *,
+                 interval: float = PROGRESS_INTERVAL, clock: Clock = time.monotonic, pause: Pause = no_pause) -> None:
         self.job = job
         self._emit = emit
         self._event = event
-        self._extra = extra or {}
         self._interval = interval
-        self._last_sent = 0.0
+        self._clock = clock
+        self._pause = pause
+        self._last_sent: float | None = None
         self._span = (0.0, 1.0)
+
+    def twin(self, event: str) -> Progress:
+        """Another bar of the same job sent as ``event``, with the same clock and pause (it shares ``job.progress``)."""
+        return Progress(self.job, self._emit, event, interval=self._interval, clock=self._clock, pause=self._pause)
 
     def phase(self, name: str, start: float | None = None, end: float | None = None) -> None:
         """Enter a phase covering ``[start, end]`` of the bar (defaults: from here to the end) and tell the UI."""
@@ -59,7 +73,7 @@ class Progress:
         """Report the fraction of the current phase done; raises JobCancelled when cancelled."""
         self.check_cancel()
         if fraction >= 0.5:
-            pause_point(self.job.phase)
+            self._pause(self.job.phase)
         start, end = self._span
         value = start + (end - start) * min(max(fraction, 0.0), 1.0)
         if value > self.job.progress:
@@ -78,12 +92,12 @@ class Progress:
 
     def _send(self, *, force: bool) -> None:
         """Emit a progress event unless one went out less than the interval ago."""
-        now = time.monotonic()
-        if not force and now - self._last_sent < self._interval:
+        now = self._clock()
+        if not force and self._last_sent is not None and now - self._last_sent < self._interval:
             return
         self._last_sent = now
         self._emit(self._event, {"job_id": self.job.id, "progress": round(self.job.progress, 4),
-                                 "phase": self.job.phase, "label": self.job.label, **self._extra})
+                                 "phase": self.job.phase, "label": self.job.label})
 
 
 @dataclass(frozen=True)
@@ -114,8 +128,11 @@ class Worker:
     def __init__(self, queue: JobQueue, kinds: dict[str, JobKind], emit: Emit,
                  prepare_thread: Callable[[], None] = lambda: None,
                  free_memory: Callable[[], None] = lambda: None,
-                 after_job: Callable[[Job], None] = lambda job: None) -> None:
+                 after_job: Callable[[Job], None] = lambda job: None, *,
+                 clock: Clock = time.monotonic, pause: Pause = no_pause) -> None:
         self.queue = queue
+        self.clock = clock
+        self.pause = pause
         self.kinds = kinds
         self.emit = emit
         self._prepare_thread = prepare_thread
@@ -161,7 +178,7 @@ class Worker:
             return None
         kind = self.kinds[job.kind]
         self.emit(protocol.JOB_STARTED, {"job_id": job.id, "kind": job.kind, "label": job.label})
-        progress = Progress(job, self.emit, kind.progress_event)
+        progress = Progress(job, self.emit, kind.progress_event, clock=self.clock, pause=self.pause)
         state, error, result = JobState.DONE, None, None
         try:
             result = kind.run(job, progress)

@@ -45,7 +45,8 @@ class DirectRunner:
         Returns:
             Seconds the engine's ``generate`` took.
         """
-        from audiocraft_webui import generation, postprocess
+        from audiocraft_webui import generation
+        from audiocraft_webui.audio import codecs, dsp, loudness
         from audiocraft_webui.engines import GenerationSpec
         from audiocraft_webui.models import ModelCatalog
 
@@ -57,11 +58,11 @@ class DirectRunner:
         started = time.perf_counter()
         output = self.engine.generate(spec, lambda _fraction: None)
         generated = time.perf_counter() - started
-        audio, _ = postprocess.normalize_loudness(output.audio[:, output.prompt_samples:], output.sample_rate,
+        audio, _ = loudness.normalize_loudness(output.audio[:, output.prompt_samples:], output.sample_rate,
                                                   target_lufs=generation.TARGET_LUFS)
-        audio = postprocess.to_output_channels(audio, keep_mono=False)
+        audio = dsp.to_output_channels(audio, keep_mono=False)
         with out.open("wb") as handle:
-            postprocess.encode(audio, output.sample_rate, "wav", handle)
+            codecs.encode(audio, output.sample_rate, "wav", handle)
         return generated
 
     def separate(self, model: str, path: Path, out: Path) -> None:

@@ -20,7 +20,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from audiocraft_webui import postprocess, protocol
+from audiocraft_webui import protocol
+from audiocraft_webui.audio import codecs, dsp, loudness
 from audiocraft_webui.jobs import RECENT_LIMIT
 from .hubs import offline_env
 from .procs import (
@@ -366,7 +367,7 @@ def stems_overhead(client: AppClient, direct: DirectProcess, server: Server, cli
     cli = [timed_process([sys.executable, "-m", "demucs", "-n", model, "-d", device, "-o", str(work / f"cli-{i}"),
                           str(clip)], env, work / "demucs-cli.log") for i in range(cli_reps)]
     return {
-        "model": model, "audio_seconds": round(postprocess.probe(clip).duration, 3), "pairs": reps,
+        "model": model, "audio_seconds": round(codecs.probe(clip).duration, 3), "pairs": reps,
         "app_s": summary(app_s), "direct_s": summary(direct_s), "cli_s": summary(cli),
         "ratio": wall_ratio(app, direct_runs),
         "ratio_of_medians": round(statistics.median(app_s) / statistics.median(direct_s), 4),
@@ -399,17 +400,17 @@ def postprocess_speed(seconds: float, reps: int) -> dict:
     """Resample stereo model-rate audio to 48 kHz and encode it to each format, as a fraction of its duration."""
     audio = synth_audio(seconds, MODEL_RATE)
     formats = {}
-    for fmt in postprocess.ENCODINGS:
+    for fmt in codecs.ENCODINGS:
         times = []
         for _ in range(reps):
             started = time.perf_counter()
-            resampled = postprocess.resample(audio, MODEL_RATE, POSTPROCESS_RATE)
-            postprocess.encode(resampled, POSTPROCESS_RATE, fmt, io.BytesIO())
+            resampled = dsp.resample(audio, MODEL_RATE, POSTPROCESS_RATE)
+            codecs.encode(resampled, POSTPROCESS_RATE, fmt, io.BytesIO())
             times.append(time.perf_counter() - started)
         median = statistics.median(times)
         formats[fmt] = {"seconds": summary(times), "fraction_of_duration": round(median / seconds, 5)}
     started = time.perf_counter()
-    postprocess.normalize_loudness(audio, MODEL_RATE)
+    loudness.normalize_loudness(audio, MODEL_RATE)
     loudness = time.perf_counter() - started
     return {"audio_seconds": seconds, "channels": 2, "rate_in": MODEL_RATE, "rate_out": POSTPROCESS_RATE,
             "formats": formats, "normalize_loudness_fraction": round(loudness / seconds, 5),
@@ -453,7 +454,7 @@ def run_app(hub: Path, work: Path, profile: Profile, architectures: dict[str, st
         memory["switch"] = switch_peak(client, server, profile)
         clip = work / "stems-clip.wav"
         with clip.open("wb") as handle:
-            postprocess.encode(synth_audio(profile.stem_seconds, STEM_RATE, seed=1), STEM_RATE, "wav", handle)
+            codecs.encode(synth_audio(profile.stem_seconds, STEM_RATE, seed=1), STEM_RATE, "wav", handle)
         results["stems"] = stems_overhead(client, direct, server, clip, profile.stem_reps, profile.cli_reps, work)
         results["memory"] = memory
         client.close()

@@ -4,6 +4,7 @@ It never stands in for the product: protocol, end-to-end and browser tests use t
 """
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -19,18 +20,43 @@ class FakeOutOfMemoryError(RuntimeError):
 FakeOutOfMemoryError.__name__ = "OutOfMemoryError"
 
 
+class FakeClock:
+    """A monotonic clock that moves only when told to, for throttles that must be tested without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        """The current fake time, in seconds."""
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the time forward."""
+        self.now += seconds
+
+
 class FakeEngine:
-    """Sine-wave "generation" with one callback per 20 ms frame, like MusicGen's token steps."""
+    """Sine-wave "generation" with one callback per 20 ms frame, like MusicGen's token steps.
+
+    A step takes ``step_delay`` seconds: of the fake ``clock`` when one is given, else of real time.
+    With ``hold_at`` set, the step of that index waits until ``proceed`` is set, after setting ``held``.
+    ``steps_done`` counts the steps of the last generation.
+    """
 
     sample_rate = 32000
     frame_rate = 50
 
-    def __init__(self, step_delay: float = 0.0) -> None:
+    def __init__(self, step_delay: float = 0.0, clock: FakeClock | None = None) -> None:
         self.step_delay = step_delay
+        self.clock = clock
         self.loaded_model: str | None = None
         self.fail_with: BaseException | None = None
         self.freed = 0
         self.loads: list[str] = []
+        self.hold_at: int | None = None
+        self.held = threading.Event()
+        self.proceed = threading.Event()
+        self.steps_done = 0
 
     def prepare_thread(self) -> None:
         """Nothing to prepare."""
@@ -45,16 +71,27 @@ class FakeEngine:
     def generate(self, spec: GenerationSpec, on_step) -> GenerationOutput:
         """Step through the frames (raising an injected failure half-way), then return a sine."""
         steps = int(spec.duration * self.frame_rate)
+        self.steps_done = 0
         for step in range(steps):
             if self.fail_with is not None and step == steps // 2:
                 error, self.fail_with = self.fail_with, None
                 raise error
-            if self.step_delay:
-                time.sleep(self.step_delay)
+            if step == self.hold_at:
+                self.held.set()
+                self.proceed.wait(10)
+            self._take_time()
+            self.steps_done += 1
             on_step((step + 1) / steps)
         t = np.arange(int(spec.duration * self.sample_rate)) / self.sample_rate
         audio = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
         return GenerationOutput(audio=audio, sample_rate=self.sample_rate)
+
+    def _take_time(self) -> None:
+        """Spend one step's time, fake or real."""
+        if self.clock is not None:
+            self.clock.advance(self.step_delay)
+        elif self.step_delay:
+            time.sleep(self.step_delay)
 
     def decode_mbd(self, output: GenerationOutput, on_step) -> np.ndarray:
         """Return the same audio."""

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiocraft_webui import postprocess
+from audiocraft_webui.audio import codecs
 from tests.fakes import FakeEngine
 
 RATE = 32000
@@ -67,7 +67,7 @@ def audio_bytes(audio: np.ndarray, rate: int, fmt: str) -> bytes:
     if fmt == "ogg":
         sf.write(buffer, audio.T, rate, format="OGG", subtype="VORBIS")
     else:
-        postprocess.encode(audio, rate, fmt, buffer)
+        codecs.encode(audio, rate, fmt, buffer)
     return buffer.getvalue()
 
 

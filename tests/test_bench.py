@@ -146,9 +146,10 @@ def test_static_decoder_computes_the_same_logits_as_audiocraft(tiny_hub: Path) -
 def test_queue_broadcast_keeps_track_metadata_only_for_the_newest_finished_job(services) -> None:
     """The snapshot sent after each change stays small however long the history (a performance fix)."""
     from audiocraft_webui.jobs import Job, JobState
+    from audiocraft_webui.tasks import TrackSplitTask
 
     for name in ("older", "newer"):
-        job = Job(kind="generate", payload={}, label=name)
+        job = Job(TrackSplitTask(name, "all"))
         services.queue.submit(job)
         services.queue.take(0)
         services.queue.finish(job, JobState.DONE, result={"name": name, "meta": {"waveform": [0.5] * 600}})

@@ -1,7 +1,7 @@
 """Crash safety: SIGKILL a real server at exact points of a job, restart it, and check that nothing is lost.
 
 Checklist rows 27-30 of docs/SECURITY.md. The server runs the real engine on the tiny offline models and
-stops at a test pause point (``AUDIOCRAFT_WEBUI_TEST_PAUSE_AT``, see audiocraft_webui/testhooks.py): half-way
+stops at a test pause point (``AUDIOCRAFT_WEBUI_TEST_PAUSE_AT``, see audiocraft_webui/hooks.py): half-way
 through a generation, between a track's audio and its JSON, half-way through a stem split, and after the
 first rename of a clear-all. After the restart: no half-written track is listed, temp files are gone,
 orphans and corrupt JSON are in quarantine and reported, queued jobs run, and the job that was running is
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from audiocraft_webui.storage import TrackStore
-from audiocraft_webui.testhooks import PAUSE_ENV
+from audiocraft_webui.hooks import PAUSE_ENV
 from tests.serverproc import LiveClient, ServerProcess, request
 from tests.stems_kit import audio_bytes, noise
 

@@ -9,7 +9,8 @@ import pytest
 
 from audiocraft_webui import heap
 from audiocraft_webui.engines import GenerationSpec, ModelLoadError
-from audiocraft_webui.engines.audiocraft_musicgen import AudiocraftEngine, pick_device
+from audiocraft_webui.device import DeviceError, pick_device
+from audiocraft_webui.engines.audiocraft_musicgen import AudiocraftEngine
 from audiocraft_webui.models import ModelCatalog
 
 CATALOG = ModelCatalog()
@@ -119,7 +120,7 @@ def test_device_choice(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert pick_device("auto") == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ModelLoadError, match="no CUDA GPU"):
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
         pick_device("cuda:0")
     with pytest.raises(ValueError, match="unknown device"):
         AudiocraftEngine(device="tpu")

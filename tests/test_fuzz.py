@@ -75,19 +75,19 @@ def check_job(services, job_id: str) -> None:
     job = services.queue.get(job_id)
     assert job is not None and job.state.value == "queued"
     if job.kind == "generate":
-        request = GenerationRequest.from_json(job.payload["request"])
+        request = job.task.request
         assert parse_generation_request(request.as_json(), services.catalog) == request
         assert 0 < len(request.prompt) <= MAX_PROMPT_CHARS and len(request.artist) <= MAX_ARTIST_CHARS
         for name, (kind, low, high, _) in RANGES.items():
             value = getattr(request, name)
             assert isinstance(value, kind) and low <= value <= high and math.isfinite(value)
         assert request.format in FORMATS and request.sample_rate in SAMPLE_RATES
-        assert request.stem_split in STEM_TARGETS and isinstance(job.payload["seed"], int)
+        assert request.stem_split in STEM_TARGETS and isinstance(job.task.seed, int)
     elif job.kind == "stems":
-        assert services.store.get(job.payload["name"]) is not None and job.payload["target"] in STEM_TARGETS[1:]
+        assert services.store.get(job.task.name) is not None and job.task.target in STEM_TARGETS[1:]
     else:
-        assert job.kind == "demucs_any" and UPLOAD_ID.match(job.payload["upload"])
-        assert services.uploads.info(job.payload["upload"]) is not None
+        assert job.kind == "demucs_any" and UPLOAD_ID.match(job.task.upload)
+        assert services.uploads.info(job.task.upload) is not None
 
 
 def check_ack(services, ack: object) -> None:
@@ -152,7 +152,7 @@ def test_the_server_is_still_up_and_serves_a_valid_request_after_the_fuzzing(fuz
     assert client.is_connected()
     ack = client.emit("submit_sliders", {"prompt": "still here", "model": "small", "values": {"duration": "3"}},
                       callback=True)
-    assert ack["ok"] and services.queue.get(ack["job_id"]).payload["request"]["duration"] == 3
+    assert ack["ok"] and services.queue.get(ack["job_id"]).task.request.duration == 3
     assert app.test_client().get("/api/tracks").status_code == 200
 
 
@@ -174,9 +174,10 @@ def test_each_bad_value_of_row_16_is_refused_by_name_or_clamped_and_reported(fuz
         assert ack["ok"] is False and ack["error"]["field"] == field
         assert services.queue.pending_count() == before
         return
-    # A finite number is clamped into the documented range (the UI's range, D20) and the ack says so.
+    # A finite number is clamped into the documented range (the same ranges the page's controls get) and the
+    # ack says so.
     job = services.queue.get(ack["job_id"])
-    assert job.payload["request"][field] == used
+    assert getattr(job.task.request, field) == used
     assert ack["clamped"].get(field, {"used": used})["used"] == used
     assert (field in ack["clamped"]) == (float(value) != used)
     client.emit("cancel_job", {"job_id": ack["job_id"]}, callback=True)

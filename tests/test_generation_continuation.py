@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 from audiocraft.models import MusicGen
 
-from audiocraft_webui import postprocess
+from audiocraft_webui.audio import dsp
 from audiocraft_webui.engines import AudioClip
 from audiocraft_webui.generation import continuation_prompt
 from tests.generation_support import module_env, spy_on, write_clip
@@ -30,7 +30,7 @@ def raw_model_rms(env) -> float:
     """RMS of the small model's output before loudness normalisation (it varies with the random weights)."""
     done = env.generate(keep_mono=True, values={"seed": 3})
     gain_db = env.meta(done)["parameters"]["loudness"]["gain_db"]
-    return postprocess.rms(env.read(done)[0]) / 10 ** (gain_db / 20)
+    return dsp.rms(env.read(done)[0]) / 10 ** (gain_db / 20)
 
 
 def test_the_track_is_the_untouched_clip_followed_by_the_loudness_matched_continuation(env, prompts, tmp_path):
@@ -57,9 +57,9 @@ def test_the_track_is_the_untouched_clip_followed_by_the_loudness_matched_contin
     assert params["duration"] == 1 and env.meta(done)["duration_seconds"] == 3.0
     gain = params["continuation_loudness_gain_applied"]
     assert 0.25 < gain < 4.0 and params["continuation_loudness_reverted"] is False
-    assert params["continuation_loudness_rms_cont"] == pytest.approx(postprocess.rms(clip), abs=1e-6)
-    new_rms = postprocess.rms(audio[:, 64000:])
-    assert new_rms == pytest.approx(postprocess.rms(clip), rel=0.01), "the new part is RMS-matched to the clip"
+    assert params["continuation_loudness_rms_cont"] == pytest.approx(dsp.rms(clip), abs=1e-6)
+    new_rms = dsp.rms(audio[:, 64000:])
+    assert new_rms == pytest.approx(dsp.rms(clip), rel=0.01), "the new part is RMS-matched to the clip"
     assert params["continuation_loudness_rms_gen_before"] == pytest.approx(new_rms / gain, rel=0.01)
 
     event = env.sio.wait("continuation_applied", where=lambda p: p["job_id"] == ack["job_id"])
@@ -79,7 +79,7 @@ def test_a_stereo_clip_keeps_its_rate_and_the_prompt_is_its_tail_in_whole_half_s
     np.testing.assert_array_equal(audio[:, :clip.shape[1]], clip)
     np.testing.assert_array_equal(audio[0, clip.shape[1]:], audio[1, clip.shape[1]:], err_msg="mono model, doubled")
     (prompt, prompt_rate), = prompts
-    np.testing.assert_array_equal(prompt[0], postprocess.resample(clip, 44100, 32000)[:, -32000:])
+    np.testing.assert_array_equal(prompt[0], dsp.resample(clip, 44100, 32000)[:, -32000:])
     assert prompt_rate == 32000
     params = env.meta(done)["parameters"]
     assert params["continuation_original_seconds"] == 1.3 and params["continuation_prompt_seconds"] == 1.0
@@ -91,7 +91,7 @@ def test_the_prompt_is_at_most_the_last_29_5_seconds_of_the_clip():
     clip = AudioClip(rng.uniform(-0.5, 0.5, (2, 31 * 44100)).astype(np.float32), 44100)
     prompt = continuation_prompt(clip, 32000)
     assert prompt.sample_rate == 32000 and prompt.seconds == 29.5
-    np.testing.assert_array_equal(prompt.samples, postprocess.resample(clip.samples, 44100, 32000)[:, -944000:])
+    np.testing.assert_array_equal(prompt.samples, dsp.resample(clip.samples, 44100, 32000)[:, -944000:])
     with pytest.raises(ValueError, match="at least 0.5 s"):
         continuation_prompt(AudioClip(clip.samples[:, :20000], 44100), 32000)
 
@@ -102,7 +102,7 @@ def test_a_very_quiet_clip_clamps_the_gain_at_a_quarter(env, tmp_path):
     audio, _ = env.read(done)
     params = env.meta(done)["parameters"]
     assert params["continuation_loudness_gain_applied"] == 0.25 and params["continuation_loudness_reverted"] is False
-    assert postprocess.rms(audio[:, 32000:]) == pytest.approx(0.25 * params["continuation_loudness_rms_gen_before"],
+    assert dsp.rms(audio[:, 32000:]) == pytest.approx(0.25 * params["continuation_loudness_rms_gen_before"],
                                                               rel=0.01)
 
 

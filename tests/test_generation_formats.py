@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiocraft_webui import postprocess
+from audiocraft_webui.audio import codecs, dsp
+from tests.support import mp3frames
 from audiocraft_webui.fileio import TMP_PREFIX
 from tests.generation_support import module_env
 
@@ -52,7 +53,7 @@ def test_mp3_is_constant_bitrate_at_the_highest_rate_the_mpeg_version_allows(env
     done = env.generate(format="mp3", sample_rate=requested, values={"duration": 2, "seed": 102})
     path = env.path(done)
     assert files_of(env, done) == sorted([f"{done['name']}.mp3", f"{done['name']}.json"]), "no WAV left behind"
-    frames = postprocess.mp3_frame_bitrates(path)
+    frames = mp3frames.mp3_frame_bitrates(path)
     assert len(frames) > 20 and set(frames) == {kbps}
     info = sf.info(path)
     params = env.meta(done)["parameters"]
@@ -64,7 +65,7 @@ def test_resampling_is_soxr_of_the_same_audio_and_keeps_the_peak_ceiling(env):
     original, rate = env.read(env.generate(values={"seed": 103}))
     resampled, new_rate = env.read(env.generate(sample_rate="48000", values={"seed": 103}))
     assert (rate, new_rate) == (32000, 48000)
-    expected = postprocess.resample(original, rate, new_rate)
+    expected = dsp.resample(original, rate, new_rate)
     assert resampled.shape == expected.shape
     # Loudness is normalised at the output rate, so the files differ by a gain: a large one when, as with
     # random weights, much of the energy sits near 16 kHz, above the resampler's passband.
@@ -74,14 +75,14 @@ def test_resampling_is_soxr_of_the_same_audio_and_keeps_the_peak_ceiling(env):
 
 
 def test_unwritable_format_falls_back_to_wav_and_the_json_says_why(env, monkeypatch):
-    real_encode = postprocess.encode
+    real_encode = codecs.encode
 
     def encode(audio, sample_rate, fmt, dest):
         if fmt == "mp3":
-            raise postprocess.EncodeError("MP3 encoder unavailable: no lameenc")
+            raise codecs.EncodeError("MP3 encoder unavailable: no lameenc")
         real_encode(audio, sample_rate, fmt, dest)
 
-    monkeypatch.setattr(postprocess, "encode", encode)
+    monkeypatch.setattr(codecs, "encode", encode)
     done = env.generate(format="mp3", values={"seed": 104})
     assert done["filename"].endswith(".wav")
     assert files_of(env, done) == sorted([f"{done['name']}.wav", f"{done['name']}.json"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from audiocraft_webui import postprocess
+from audiocraft_webui.audio import codecs
 from tests.generation_support import module_env, spy_on, write_clip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ def keys_of(value: object, parent: str = "") -> set[tuple[str, str]]:
 
 def no_mp3_encoder(*args) -> bytes:
     """Stand in for a missing MP3 encoder."""
-    raise postprocess.EncodeError("no encoder")
+    raise codecs.EncodeError("no encoder")
 
 
 def test_every_field_of_the_track_json_and_last_run_is_documented_in_both_languages(env, monkeypatch, tmp_path):
@@ -90,7 +90,7 @@ def test_every_field_of_the_track_json_and_last_run_is_documented_in_both_langua
         env.generate(format="mp3", artist="Band", auto_tune=True, values={"top_k": 500, "top_p": 0, "seed": -1}),
         env.generate(appendContinuation=True, continuation=clip_id, mbd=True, keep_mono=True),
     ]
-    monkeypatch.setattr(postprocess, "_encode_mp3", no_mp3_encoder)
+    monkeypatch.setattr(codecs, "_encode_mp3", no_mp3_encoder)
     tracks.append(env.generate(format="mp3", mbd=True))
     assert env.meta(tracks[0])["parameters"]["clamped"] == {"top_k": {"requested": 500.0, "used": 250}}
     assert last_run(env) == {"model": "small", "prompt": "tiny test tune", "request": env.meta(tracks[2])["request"],

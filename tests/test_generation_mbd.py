@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from audiocraft.models import MultiBandDiffusion
 
-from audiocraft_webui import postprocess
+from audiocraft_webui.audio import dsp
 from tests.generation_support import module_env, spy_on, write_clip
 
 env = module_env("mbd")
@@ -88,6 +88,6 @@ def test_with_continuation_mbd_decodes_the_new_part_before_the_clip_is_put_back(
     assert not np.allclose(with_mbd[:, 32000:], without[:, 32000:], atol=1e-3), "the new part is MBD's"
     params = env.meta(diffused)["parameters"]
     assert params["append_mode"] is True and params["multi_band_diffusion"]["status"] == "applied"
-    assert postprocess.rms(with_mbd[:, 32000:]) == pytest.approx(
+    assert dsp.rms(with_mbd[:, 32000:]) == pytest.approx(
         params["continuation_loudness_gain_applied"] * params["continuation_loudness_rms_gen_before"], rel=0.01), \
         "the MBD part is the one loudness-matched"

@@ -6,11 +6,12 @@ import json
 import pytest
 
 from audiocraft_webui.jobs import Job, JobQueue, JobState, QueueFull
+from audiocraft_webui.tasks import TrackSplitTask
 
 
 def make_job(label: str = "x") -> Job:
-    """A generation job with a small payload."""
-    return Job(kind="generate", payload={"request": {"prompt": label}}, label=label)
+    """A small job labelled ``label`` (a stem split of a track of that name)."""
+    return Job(TrackSplitTask(label, "all"))
 
 
 def test_fifo_order_and_positions():
@@ -71,7 +72,7 @@ def test_restart_requeues_pending_and_marks_running_interrupted(tmp_path):
     assert [job["id"] for job in snapshot["queued"]] == [waiting.id]
     assert snapshot["recent"][0]["state"] == "interrupted"
     resumed = after.take(0)
-    assert resumed.payload == {"request": {"prompt": "wait"}}
+    assert resumed.task == TrackSplitTask("wait", "all")
     after.finish(resumed, JobState.DONE)
     # A second restart does not report the interrupted job again nor re-queue anything.
     again = JobQueue(state_file=state)
@@ -94,5 +95,5 @@ def test_the_queue_file_keeps_results_without_the_track_json(tmp_path):
     queue.take(0)
     queue.finish(job, JobState.DONE, result={"name": "t", "meta": {"waveform": [0.5] * 600}})
     stored = json.loads(state.read_text())["recent"][0]
-    assert stored["result"] == {"name": "t"} and stored["payload"] == job.payload
+    assert stored["result"] == {"name": "t"} and stored["payload"] == job.task.as_json()
     assert queue.snapshot()["recent"][0]["result"]["meta"]["waveform"][0] == 0.5

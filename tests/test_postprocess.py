@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiocraft_webui import postprocess as pp
-from audiocraft_webui.postprocess import AudioProbeError, AudioTooLongError, EncodeError
+from audiocraft_webui.audio import codecs, dsp, loudness
+from tests.support import mp3frames
+from audiocraft_webui.audio.codecs import AudioProbeError, AudioTooLongError, EncodeError
 
 MODEL_RATE = 32000
 
@@ -41,7 +42,7 @@ def wav_bytes(channels: int, rate: int, data_bytes: int) -> bytes:
 def encoded(audio: np.ndarray, rate: int, fmt: str) -> io.BytesIO:
     """Encode into a rewound BytesIO."""
     buffer = io.BytesIO()
-    pp.encode(audio, rate, fmt, buffer)
+    codecs.encode(audio, rate, fmt, buffer)
     buffer.seek(0)
     return buffer
 
@@ -50,7 +51,7 @@ def encoded(audio: np.ndarray, rate: int, fmt: str) -> io.BytesIO:
 
 
 def test_as_channels_first_accepts_mono_vector():
-    out = pp.as_channels_first(np.zeros(100, dtype=np.float64))
+    out = dsp.as_channels_first(np.zeros(100, dtype=np.float64))
 
     assert out.shape == (1, 100)
     assert out.dtype == np.float32
@@ -59,13 +60,13 @@ def test_as_channels_first_accepts_mono_vector():
 def test_as_channels_first_keeps_channels_first():
     audio = noise(0.01, channels=2)
 
-    np.testing.assert_array_equal(pp.as_channels_first(audio), audio)
+    np.testing.assert_array_equal(dsp.as_channels_first(audio), audio)
 
 
 def test_as_channels_first_transposes_soundfile_layout():
     audio = noise(0.01, channels=2)
 
-    out = pp.as_channels_first(audio.T.copy())
+    out = dsp.as_channels_first(audio.T.copy())
 
     assert out.shape == audio.shape
     np.testing.assert_array_equal(out, audio)
@@ -75,13 +76,13 @@ def test_as_channels_first_transposes_soundfile_layout():
 @pytest.mark.parametrize("bad", [np.zeros((1, 2, 100), np.float32), np.zeros(10, np.int16), np.float32(1.0)])
 def test_as_channels_first_rejects_other_shapes_and_dtypes(bad):
     with pytest.raises(ValueError):
-        pp.as_channels_first(bad)
+        dsp.as_channels_first(bad)
 
 
 def test_mono_is_duplicated_to_stereo_by_default():
     mono = noise(0.1)
 
-    out = pp.to_output_channels(mono, keep_mono=False)
+    out = dsp.to_output_channels(mono, keep_mono=False)
 
     assert out.shape == (2, mono.shape[1])
     np.testing.assert_array_equal(out[0], mono[0])
@@ -91,21 +92,21 @@ def test_mono_is_duplicated_to_stereo_by_default():
 def test_keep_mono_leaves_mono():
     mono = noise(0.1)
 
-    assert pp.to_output_channels(mono, keep_mono=True).shape == (1, mono.shape[1])
+    assert dsp.to_output_channels(mono, keep_mono=True).shape == (1, mono.shape[1])
 
 
 @pytest.mark.parametrize("keep_mono", [True, False])
 def test_stereo_stays_stereo(keep_mono):
     stereo = noise(0.1, channels=2)
 
-    np.testing.assert_array_equal(pp.to_output_channels(stereo, keep_mono=keep_mono), stereo)
+    np.testing.assert_array_equal(dsp.to_output_channels(stereo, keep_mono=keep_mono), stereo)
 
 
 def test_sanitize_replaces_non_finite_and_counts_them():
     audio = np.array([[0.5, np.nan, np.inf], [-np.inf, 0.25, np.nan]], dtype=np.float32)
     original = audio.copy()
 
-    clean, count = pp.sanitize(audio)
+    clean, count = dsp.sanitize(audio)
 
     assert count == 4
     np.testing.assert_array_equal(clean, [[0.5, 0, 0], [0, 0.25, 0]])
@@ -115,7 +116,7 @@ def test_sanitize_replaces_non_finite_and_counts_them():
 def test_sanitize_leaves_finite_audio_alone():
     audio = noise(0.1)
 
-    clean, count = pp.sanitize(audio)
+    clean, count = dsp.sanitize(audio)
 
     assert count == 0
     np.testing.assert_array_equal(clean, audio)
@@ -132,7 +133,7 @@ def test_resample_length_is_exact(rate_out, frames):
     audio = noise(frames / MODEL_RATE, channels=2)
     assert audio.shape[1] == frames
 
-    out = pp.resample(audio, MODEL_RATE, rate_out)
+    out = dsp.resample(audio, MODEL_RATE, rate_out)
 
     assert out.shape == (2, round(frames * rate_out / MODEL_RATE))
     assert out.dtype == np.float32
@@ -141,12 +142,12 @@ def test_resample_length_is_exact(rate_out, frames):
 def test_resample_identity_returns_input():
     audio = noise(0.5)
 
-    assert pp.resample(audio, MODEL_RATE, MODEL_RATE) is audio
+    assert dsp.resample(audio, MODEL_RATE, MODEL_RATE) is audio
 
 
 @pytest.mark.parametrize("rate_out", [48000, 16000])
 def test_resample_is_accurate(rate_out):
-    out = pp.resample(sine(1000, 2.0, MODEL_RATE, 0.5), MODEL_RATE, rate_out)
+    out = dsp.resample(sine(1000, 2.0, MODEL_RATE, 0.5), MODEL_RATE, rate_out)
 
     reference = sine(1000, 2.0, rate_out, 0.5)
     middle = slice(rate_out // 10, -rate_out // 10)  # away from the filter's edge transients
@@ -157,7 +158,7 @@ def test_resample_is_accurate(rate_out):
 
 def test_resample_rejects_bad_rates():
     with pytest.raises(ValueError):
-        pp.resample(noise(0.1), 0, 48000)
+        dsp.resample(noise(0.1), 0, 48000)
 
 
 # ---- measurements ----
@@ -166,14 +167,14 @@ def test_resample_rejects_bad_rates():
 def test_rms_and_peak_over_all_channels():
     audio = np.array([[0.5, -0.5], [1.0, -1.0]], dtype=np.float32)
 
-    assert pp.rms(audio) == pytest.approx(math.sqrt((0.25 * 2 + 1.0 * 2) / 4))
-    assert pp.peak(audio) == 1.0
-    assert pp.rms(np.zeros((2, 0), np.float32)) == 0.0
-    assert pp.peak(np.zeros((2, 0), np.float32)) == 0.0
+    assert dsp.rms(audio) == pytest.approx(math.sqrt((0.25 * 2 + 1.0 * 2) / 4))
+    assert dsp.peak(audio) == 1.0
+    assert dsp.rms(np.zeros((2, 0), np.float32)) == 0.0
+    assert dsp.peak(np.zeros((2, 0), np.float32)) == 0.0
 
 
 def test_k_weighting_matches_bs1770_coefficients_at_48k():
-    sos = pp.k_weighting_sos(48000)
+    sos = loudness.k_weighting_sos(48000)
 
     # ITU-R BS.1770-4, tables 1 and 2.
     np.testing.assert_allclose(sos[0, :3], [1.53512485958697, -2.69169618940638, 1.19839281085285], atol=1e-9)
@@ -183,17 +184,17 @@ def test_k_weighting_matches_bs1770_coefficients_at_48k():
 
 
 def test_full_scale_997hz_sine_at_48k_is_minus_3_01_lufs():
-    assert pp.integrated_loudness(sine(997, 5.0, 48000), 48000) == pytest.approx(-3.01, abs=0.005)
+    assert loudness.integrated_loudness(sine(997, 5.0, 48000), 48000) == pytest.approx(-3.01, abs=0.005)
 
 
 @pytest.mark.parametrize("rate", [44100, 32000])
 def test_reference_sine_reads_the_same_at_other_rates(rate):
-    assert pp.integrated_loudness(sine(997, 5.0, rate), rate) == pytest.approx(-3.01, abs=0.02)
+    assert loudness.integrated_loudness(sine(997, 5.0, rate), rate) == pytest.approx(-3.01, abs=0.02)
 
 
 def test_loudness_sums_channels_and_scales_with_level():
-    assert pp.integrated_loudness(sine(997, 5.0, 48000, channels=2), 48000) == pytest.approx(0.0, abs=0.005)
-    assert pp.integrated_loudness(sine(997, 5.0, 48000, 0.1), 48000) == pytest.approx(-23.01, abs=0.005)
+    assert loudness.integrated_loudness(sine(997, 5.0, 48000, channels=2), 48000) == pytest.approx(0.0, abs=0.005)
+    assert loudness.integrated_loudness(sine(997, 5.0, 48000, 0.1), 48000) == pytest.approx(-23.01, abs=0.005)
 
 
 def test_absolute_gate_ignores_silence():
@@ -201,8 +202,8 @@ def test_absolute_gate_ignores_silence():
     padded = np.concatenate([tone, np.zeros((1, 48000 * 6), np.float32)], axis=1)
 
     # 27 full blocks and 3 straddling the edge (75/50/25 % tone) pass; the 57 silent blocks are gated out.
-    expected = pp.integrated_loudness(tone, 48000) + 10 * math.log10((27 + 0.75 + 0.5 + 0.25) / 30)
-    assert pp.integrated_loudness(padded, 48000) == pytest.approx(expected, abs=0.01)
+    expected = loudness.integrated_loudness(tone, 48000) + 10 * math.log10((27 + 0.75 + 0.5 + 0.25) / 30)
+    assert loudness.integrated_loudness(padded, 48000) == pytest.approx(expected, abs=0.01)
 
 
 def test_relative_gate_ignores_much_quieter_passages():
@@ -214,11 +215,11 @@ def test_relative_gate_ignores_much_quieter_passages():
     # 37 loud blocks and 3 straddling the edge pass; the 37 quiet blocks (-43 LUFS) fall below the relative
     # gate (about -13 LUFS). Without that gate the result would be about -6 LUFS.
     expected = -3.01 + 10 * math.log10((37 + 0.75 + 0.5 + 0.25) / 40)
-    assert pp.integrated_loudness(mixed, 48000) == pytest.approx(expected, abs=0.01)
+    assert loudness.integrated_loudness(mixed, 48000) == pytest.approx(expected, abs=0.01)
 
 
 def test_silence_has_no_loudness():
-    assert pp.integrated_loudness(np.zeros((2, 48000), np.float32), 48000) == -math.inf
+    assert loudness.integrated_loudness(np.zeros((2, 48000), np.float32), 48000) == -math.inf
 
 
 # ---- loudness normalisation ----
@@ -227,30 +228,30 @@ def test_silence_has_no_loudness():
 def test_normalize_reaches_the_target():
     audio = noise(5.0, 48000, scale=0.02, channels=2)
 
-    out, info = pp.normalize_loudness(audio, 48000, target_lufs=-14.0)
+    out, info = loudness.normalize_loudness(audio, 48000, target_lufs=-14.0)
 
-    assert pp.integrated_loudness(out, 48000) == pytest.approx(-14.0, abs=0.01)
+    assert loudness.integrated_loudness(out, 48000) == pytest.approx(-14.0, abs=0.01)
     assert info["lufs_after"] == pytest.approx(-14.0, abs=0.01)
     assert info["gain_db"] == pytest.approx(-14.0 - info["lufs_before"], abs=0.02)
     assert info["peak_limited"] is False
-    assert info["peak"] == round(pp.peak(out), 4) <= 0.98
+    assert info["peak"] == round(dsp.peak(out), 4) <= 0.98
     assert out.dtype == np.float32 and out.shape == audio.shape
 
 
 def test_normalize_limits_gain_at_the_peak_ceiling():
     audio = sine(997, 5.0, 48000, 0.5)  # about -9 LUFS; reaching -3 would need a peak of 1.0
 
-    out, info = pp.normalize_loudness(audio, 48000, target_lufs=-3.0, peak_ceiling=0.9)
+    out, info = loudness.normalize_loudness(audio, 48000, target_lufs=-3.0, peak_ceiling=0.9)
 
     assert info["peak_limited"] is True
-    assert pp.peak(out) == pytest.approx(0.9, abs=1e-6)
+    assert dsp.peak(out) == pytest.approx(0.9, abs=1e-6)
     assert info["gain_db"] == pytest.approx(20 * math.log10(0.9 / 0.5), abs=0.01)
     assert info["lufs_after"] < -3.0
 
 
 @pytest.mark.parametrize("audio", [np.zeros((2, 48000), np.float32), sine(997, 2.0, 48000, 1e-4)])
 def test_normalize_never_amplifies_silence(audio):
-    out, info = pp.normalize_loudness(audio, 48000)
+    out, info = loudness.normalize_loudness(audio, 48000)
 
     np.testing.assert_array_equal(out, audio)
     assert info["lufs_before"] is None and info["lufs_after"] is None
@@ -260,7 +261,7 @@ def test_normalize_never_amplifies_silence(audio):
 @pytest.mark.parametrize("kwargs", [{"peak_ceiling": 0.0}, {"peak_ceiling": 1.5}, {"target_lufs": math.nan}])
 def test_normalize_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError):
-        pp.normalize_loudness(noise(1.0), MODEL_RATE, **kwargs)
+        loudness.normalize_loudness(noise(1.0), MODEL_RATE, **kwargs)
 
 
 # ---- append-mode loudness match (protocol.md 8.2) ----
@@ -270,14 +271,14 @@ def test_match_unclamped_gives_the_clip_rms():
     clip = noise(2.0, scale=0.2, seed=1)
     generated = noise(3.0, scale=0.1, channels=2, seed=2)
 
-    matched, fields = pp.match_loudness(clip, generated)
+    matched, fields = loudness.match_loudness(clip, generated)
 
-    assert pp.rms(matched) == pytest.approx(pp.rms(clip), rel=1e-4)
-    assert fields["continuation_loudness_gain_applied"] == round(pp.rms(clip) / pp.rms(generated), 4)
+    assert dsp.rms(matched) == pytest.approx(dsp.rms(clip), rel=1e-4)
+    assert fields["continuation_loudness_gain_applied"] == round(dsp.rms(clip) / dsp.rms(generated), 4)
     assert 1.5 < fields["continuation_loudness_gain_applied"] < 2.5
-    assert fields["continuation_loudness_rms_cont"] == round(pp.rms(clip), 6)
-    assert fields["continuation_loudness_rms_gen_before"] == round(pp.rms(generated), 6)
-    assert fields["continuation_loudness_rms_gen_after"] == round(pp.rms(matched), 6)
+    assert fields["continuation_loudness_rms_cont"] == round(dsp.rms(clip), 6)
+    assert fields["continuation_loudness_rms_gen_before"] == round(dsp.rms(generated), 6)
+    assert fields["continuation_loudness_rms_gen_after"] == round(dsp.rms(matched), 6)
     assert fields["continuation_loudness_reverted"] is False
     assert "continuation_loudness_revert_reason" not in fields
     assert "continuation_loudness_note" not in fields
@@ -287,7 +288,7 @@ def test_match_gain_is_clamped_at_4():
     clip = noise(1.0, scale=0.4, seed=1)
     generated = noise(1.0, scale=0.01, seed=2)
 
-    matched, fields = pp.match_loudness(clip, generated)
+    matched, fields = loudness.match_loudness(clip, generated)
 
     assert fields["continuation_loudness_gain_applied"] == 4.0
     np.testing.assert_allclose(matched, generated * 4, rtol=1e-6)
@@ -297,7 +298,7 @@ def test_match_gain_is_clamped_at_quarter():
     clip = noise(1.0, scale=0.01, seed=1)
     generated = noise(1.0, scale=0.3, seed=2)
 
-    matched, fields = pp.match_loudness(clip, generated)
+    matched, fields = loudness.match_loudness(clip, generated)
 
     assert fields["continuation_loudness_gain_applied"] == 0.25
     np.testing.assert_allclose(matched, generated * 0.25, rtol=1e-6)
@@ -308,10 +309,10 @@ def test_match_hard_clips_to_full_scale():
     generated = noise(1.0, scale=0.2, seed=2)
     generated[0, 10] = 0.9  # gained by about 2.5, this sample would exceed 1
 
-    matched, fields = pp.match_loudness(clip, generated)
+    matched, fields = loudness.match_loudness(clip, generated)
 
     assert fields["continuation_loudness_gain_applied"] > 2
-    assert pp.peak(matched) == 1.0
+    assert dsp.peak(matched) == 1.0
     assert matched[0, 10] == 1.0
 
 
@@ -319,7 +320,7 @@ def test_match_reverts_when_the_gained_part_is_near_silent():
     clip = np.full((1, 1000), 1e-4, dtype=np.float32)
     generated = np.full((1, 1000), 2e-3, dtype=np.float32)  # x0.25 -> peak 5e-4 < 1e-3
 
-    matched, fields = pp.match_loudness(clip, generated)
+    matched, fields = loudness.match_loudness(clip, generated)
 
     np.testing.assert_array_equal(matched, generated)
     assert fields["continuation_loudness_reverted"] is True
@@ -333,7 +334,7 @@ def test_match_skips_gain_when_an_rms_is_zero(silent):
     clip = np.zeros((1, 1000), np.float32) if silent == "clip" else noise(0.1, seed=1)
     generated = np.zeros((2, 1000), np.float32) if silent == "generated" else noise(0.1, channels=2, seed=2)
 
-    matched, fields = pp.match_loudness(clip, generated)
+    matched, fields = loudness.match_loudness(clip, generated)
 
     np.testing.assert_array_equal(matched, generated)
     assert fields["continuation_loudness_gain_applied"] is None
@@ -343,7 +344,7 @@ def test_match_skips_gain_when_an_rms_is_zero(silent):
 
 
 def test_match_fields_are_json_ready_and_rounded():
-    _, fields = pp.match_loudness(noise(0.5, scale=0.123, seed=3), noise(0.5, scale=0.0456, seed=4))
+    _, fields = loudness.match_loudness(noise(0.5, scale=0.123, seed=3), noise(0.5, scale=0.0456, seed=4))
 
     for key in ("continuation_loudness_rms_cont", "continuation_loudness_rms_gen_before",
                 "continuation_loudness_rms_gen_after"):
@@ -357,9 +358,9 @@ def test_match_fields_are_json_ready_and_rounded():
 
 
 def test_encodings_table():
-    assert tuple(pp.ENCODINGS) == ("wav", "flac", "mp3")
-    assert [e.extension for e in pp.ENCODINGS.values()] == [".wav", ".flac", ".mp3"]
-    assert [e.mime_type for e in pp.ENCODINGS.values()] == ["audio/wav", "audio/flac", "audio/mpeg"]
+    assert tuple(codecs.ENCODINGS) == ("wav", "flac", "mp3")
+    assert [e.extension for e in codecs.ENCODINGS.values()] == [".wav", ".flac", ".mp3"]
+    assert [e.mime_type for e in codecs.ENCODINGS.values()] == ["audio/wav", "audio/flac", "audio/mpeg"]
 
 
 @pytest.mark.parametrize("fmt", ["wav", "flac"])
@@ -377,12 +378,12 @@ def test_lossless_round_trip(fmt, rate, channels):
 
 def test_encode_into_a_temp_file(tmp_path):
     audio = noise(1.0, 48000, channels=2)
-    for fmt in pp.ENCODINGS:
-        path = tmp_path / f"track{pp.ENCODINGS[fmt].extension}"
+    for fmt in codecs.ENCODINGS:
+        path = tmp_path / f"track{codecs.ENCODINGS[fmt].extension}"
         with open(path, "wb") as dest:
-            pp.encode(audio, 48000, fmt, dest)
+            codecs.encode(audio, 48000, fmt, dest)
 
-        info = pp.probe(path)
+        info = codecs.probe(path)
         assert (info.format, info.sample_rate, info.channels) == (fmt, 48000, 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["track.flac", "track.mp3", "track.wav"]
 
@@ -401,12 +402,12 @@ def test_mp3_is_320_kbps_cbr(rate, channels):
     audio = sine(440, 2.0, rate, 0.5, channels=channels)
 
     buffer = encoded(audio, rate, "mp3")
-    bitrates = pp.mp3_frame_bitrates(buffer)
+    bitrates = mp3frames.mp3_frame_bitrates(buffer)
 
     assert len(bitrates) >= 50
     assert set(bitrates) == {320}
-    assert pp.mp3_bitrate(buffer) == 320
-    assert pp.mp3_cbr_kbps(rate) == 320
+    assert codecs.mp3_bitrate(buffer) == 320
+    assert codecs.mp3_cbr_kbps(rate) == 320
     # 320 kbps for 2 s, give or take the encoder's delay and final frame.
     assert 2 * 320_000 / 8 <= len(buffer.getvalue()) <= 2.1 * 320_000 / 8
 
@@ -423,14 +424,14 @@ def test_mp3_decodes_back(rate):
     assert frames <= data.shape[0] <= frames + 3 * 1152  # encoder delay plus frame padding
     middle = slice(frames // 4, 3 * frames // 4)  # clear of the encoder delay and the padded tail
     # LAME at MPEG-2 bitrates (160 kbps and below) decodes a pure tone about 0.45 dB lower.
-    assert pp.rms(data[middle].T) == pytest.approx(pp.rms(audio), rel=0.07)
+    assert dsp.rms(data[middle].T) == pytest.approx(dsp.rms(audio), rel=0.07)
 
 
 def test_mp3_at_16k_uses_the_mpeg2_maximum():
     buffer = encoded(sine(440, 2.0, 16000, 0.5, channels=2), 16000, "mp3")
 
-    assert pp.mp3_cbr_kbps(16000) == 160
-    assert set(pp.mp3_frame_bitrates(buffer)) == {160}
+    assert codecs.mp3_cbr_kbps(16000) == 160
+    assert set(mp3frames.mp3_frame_bitrates(buffer)) == {160}
 
 
 def test_bitrate_parser_sees_variable_bitrate():
@@ -438,7 +439,7 @@ def test_bitrate_parser_sees_variable_bitrate():
     sf.write(buffer, noise(2.0, 44100, channels=2).T, 44100, format="MP3")  # libsndfile default is VBR
     buffer.seek(0)
 
-    assert len(set(pp.mp3_frame_bitrates(buffer))) > 1
+    assert len(set(mp3frames.mp3_frame_bitrates(buffer))) > 1
 
 
 def test_bitrate_parser_skips_an_id3v2_tag(tmp_path):
@@ -450,12 +451,12 @@ def test_bitrate_parser_skips_an_id3v2_tag(tmp_path):
     path = tmp_path / "tagged.mp3"
     path.write_bytes(b"ID3\x03\x00\x00" + syncsafe + body + mp3)
 
-    assert set(pp.mp3_frame_bitrates(path)) == {320}
+    assert set(mp3frames.mp3_frame_bitrates(path)) == {320}
 
 
 def test_bitrate_parser_rejects_non_mp3():
     with pytest.raises(AudioProbeError):
-        pp.mp3_bitrate(encoded(noise(0.5), 32000, "wav"))
+        codecs.mp3_bitrate(encoded(noise(0.5), 32000, "wav"))
 
 
 @pytest.mark.parametrize(
@@ -465,7 +466,7 @@ def test_bitrate_parser_rejects_non_mp3():
 def test_unsupported_cases_raise_encode_error(fmt, rate, channels):
     buffer = io.BytesIO()
     with pytest.raises(EncodeError):
-        pp.encode(np.zeros((channels, 1000), np.float32), rate, fmt, buffer)
+        codecs.encode(np.zeros((channels, 1000), np.float32), rate, fmt, buffer)
     if fmt == "mp3":
         assert buffer.getvalue() == b""
 
@@ -474,7 +475,7 @@ def test_missing_mp3_encoder_raises_encode_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "lameenc", None)
 
     with pytest.raises(EncodeError, match="unavailable"):
-        pp.encode(noise(0.1), 32000, "mp3", io.BytesIO())
+        codecs.encode(noise(0.1), 32000, "mp3", io.BytesIO())
 
 
 @pytest.mark.parametrize("fmt", ["wav", "mp3"])
@@ -484,7 +485,7 @@ def test_encode_refuses_nan(fmt):
     buffer = io.BytesIO()
 
     with pytest.raises(ValueError):
-        pp.encode(audio, 32000, fmt, buffer)
+        codecs.encode(audio, 32000, fmt, buffer)
     assert buffer.getvalue() == b""
 
 
@@ -495,15 +496,15 @@ def test_probe_reads_the_header(tmp_path):
     path = tmp_path / "clip.flac"
     sf.write(path, noise(2.5, 44100, channels=2).T, 44100)
 
-    info = pp.probe(path)
+    info = codecs.probe(path)
 
-    assert info == pp.AudioInfo(format="flac", sample_rate=44100, channels=2, frames=110250, duration=2.5)
+    assert info == codecs.AudioInfo(format="flac", sample_rate=44100, channels=2, frames=110250, duration=2.5)
 
 
 def test_probe_restores_the_file_position():
     buffer = encoded(noise(0.5), 32000, "wav")
 
-    pp.probe(buffer)
+    codecs.probe(buffer)
 
     assert buffer.tell() == 0
 
@@ -525,14 +526,14 @@ def test_probe_rejects_unusable_files(tmp_path, content, message):
     path.write_bytes(content)
 
     with pytest.raises(AudioProbeError, match=message) as excinfo:
-        pp.probe(path)
+        codecs.probe(path)
     assert str(tmp_path) not in str(excinfo.value)
     assert "object at 0x" not in str(excinfo.value)
 
 
 def test_probe_missing_file(tmp_path):
     with pytest.raises(AudioProbeError, match="not found"):
-        pp.probe(tmp_path / "nope.wav")
+        codecs.probe(tmp_path / "nope.wav")
 
 
 def test_read_audio_returns_channels_first(tmp_path):
@@ -540,7 +541,7 @@ def test_read_audio_returns_channels_first(tmp_path):
     path = tmp_path / "clip.wav"
     sf.write(path, audio.T, 48000, subtype="FLOAT")
 
-    data, rate = pp.read_audio(path, max_seconds=5)
+    data, rate = codecs.read_audio(path, max_seconds=5)
 
     assert rate == 48000
     assert data.dtype == np.float32
@@ -554,9 +555,9 @@ def test_read_audio_refuses_long_files_before_decoding(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded a file that should have been refused")
 
-    monkeypatch.setattr(pp.sf, "read", no_decoding)
+    monkeypatch.setattr(codecs.sf, "read", no_decoding)
     with pytest.raises(AudioTooLongError, match="3.0 s long; the limit is 2.5 s"):
-        pp.read_audio(path, max_seconds=2.5)
+        codecs.read_audio(path, max_seconds=2.5)
 
 
 def test_read_audio_sanitizes_non_finite_samples(tmp_path):
@@ -564,7 +565,7 @@ def test_read_audio_sanitizes_non_finite_samples(tmp_path):
     path = tmp_path / "bad.wav"
     sf.write(path, audio.T, 8000, subtype="FLOAT")
 
-    data, _ = pp.read_audio(path)
+    data, _ = codecs.read_audio(path)
 
     np.testing.assert_array_equal(data, np.array([[0.1, 0.0, 0.0, 0.2]], np.float32))
 
@@ -578,7 +579,7 @@ def test_waveform_peaks_shape_and_values():
     audio[1, 15] = -0.8  # bucket 1, other channel
     audio[0, 5999] = 0.12345  # last bucket
 
-    peaks = pp.waveform_peaks(audio, buckets=600)
+    peaks = dsp.waveform_peaks(audio, buckets=600)
 
     assert len(peaks) == 600
     assert peaks[0] == 0.5
@@ -589,14 +590,14 @@ def test_waveform_peaks_shape_and_values():
 
 
 def test_waveform_peaks_of_short_and_empty_audio():
-    assert pp.waveform_peaks(np.array([[0.1, -0.2, 0.3]], np.float32), buckets=600) == [0.1, 0.2, 0.3]
-    assert pp.waveform_peaks(np.zeros((1, 0), np.float32)) == []
+    assert dsp.waveform_peaks(np.array([[0.1, -0.2, 0.3]], np.float32), buckets=600) == [0.1, 0.2, 0.3]
+    assert dsp.waveform_peaks(np.zeros((1, 0), np.float32)) == []
 
 
 def test_waveform_peaks_cover_every_sample():
     audio = noise(1.0, 32000, scale=0.3)
 
-    peaks = pp.waveform_peaks(audio, buckets=7)
+    peaks = dsp.waveform_peaks(audio, buckets=7)
 
     assert len(peaks) == 7
-    assert max(peaks) == round(pp.peak(audio), 3)
+    assert max(peaks) == round(dsp.peak(audio), 3)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiocraft_webui import fileio, generation, storage
+from audiocraft_webui import fileio, generation
 from tests.fakes import FakeEngine
 
 
@@ -84,10 +84,11 @@ def test_a_failing_engine_fails_that_job_only_frees_memory_and_the_next_one_runs
 
 
 def test_cancel_at_half_way_leaves_no_file_and_frees_memory(sio, services, fake_engine, running_worker):
-    fake_engine.step_delay = 0.01
+    fake_engine.hold_at = 100  # half of the 200 steps of 4 s
     job_id = submit(sio, duration=4)
-    sio.wait("progress", where=lambda p: p["job_id"] == job_id and p["phase"] == "generating" and p["progress"] >= 0.5)
+    assert fake_engine.held.wait(10)
     assert sio.client.emit("cancel_job", {"job_id": job_id}, callback=True)["outcome"] == "cancelling"
+    fake_engine.proceed.set()
     result = finished(sio, job_id)
     assert result["state"] == "cancelled" and result["error"]["type"] == "cancelled"
     assert fake_engine.freed == 1
@@ -143,6 +144,23 @@ def test_a_read_only_folder_when_the_json_is_written_takes_the_audio_back(sio, s
 # ---- delete and clear during a write (row 21) -----------------------------------------------------------------
 
 
+class ContendedLock:
+    """Wraps the store's re-entrant lock and tells when a second thread has to wait for it."""
+
+    def __init__(self, lock) -> None:
+        self._lock = lock
+        self.contended = threading.Event()
+
+    def __enter__(self):
+        if not self._lock.acquire(blocking=False):
+            self.contended.set()
+            self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
 @pytest.mark.parametrize("action", ["clear", "delete"])
 def test_clear_or_delete_during_a_commit_waits_and_leaves_all_or_nothing(app, client, sio, services, running_worker,
                                                                          monkeypatch, action):
@@ -154,14 +172,16 @@ def test_clear_or_delete_during_a_commit_waits_and_leaves_all_or_nothing(app, cl
             reached.set()
             release.wait(10)
 
-    monkeypatch.setattr(storage, "pause_point", hold)
+    monkeypatch.setattr(services.store, "pause", hold)
+    waiting = ContendedLock(services.store._lock)
+    monkeypatch.setattr(services.store, "_lock", waiting)
     job_id = submit(sio, "being written")
     assert reached.wait(10)
     answers: list = []
     body = {"path": "/delete_all_audio"} if action == "clear" else {"path": "/delete_audio", "json": {"name": kept}}
     request = threading.Thread(target=lambda: answers.append(client.post(**body)))
     request.start()
-    time.sleep(0.3)
+    assert waiting.contended.wait(10), "the removal reaches the store's lock"
     assert answers == []  # the removal waits for the commit instead of tearing it apart
     release.set()
     request.join(10)
@@ -212,15 +232,16 @@ def test_a_tab_that_disconnects_mid_job_gets_the_state_back_on_reconnect(app, cl
                                                                          running_worker):
     from tests.conftest import EventLog
 
-    fake_engine.step_delay = 0.01
+    fake_engine.hold_at = 50
     socketio = app.extensions["socketio"]
     first = EventLog(socketio.test_client(app, flask_test_client=client))
     job_id = submit(first, "survives", duration=3)
-    first.wait("progress", where=lambda p: p["job_id"] == job_id and p["progress"] > 0.2)
+    assert fake_engine.held.wait(10)
     first.client.disconnect()
     again = EventLog(socketio.test_client(app, flask_test_client=client))
     snapshot = again.wait("queue_state")
     assert snapshot["running"]["id"] == job_id and snapshot["running"]["state"] == "running"
+    fake_engine.proceed.set()
     done = again.wait("on_finish_audio", where=lambda p: p["job_id"] == job_id)
     assert done["state"] == "done"
     third = EventLog(socketio.test_client(app, flask_test_client=client))

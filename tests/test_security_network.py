@@ -17,7 +17,7 @@ import socketio
 import websocket
 
 import webui
-from audiocraft_webui.security import LOGIN_FAILURES, LOGIN_WINDOW, SESSION_COOKIE, AccessPolicy, LoginThrottle
+from audiocraft_webui.web.security import LOGIN_FAILURES, LOGIN_WINDOW, SESSION_COOKIE, AccessPolicy, LoginThrottle
 from tests.serverproc import LiveClient, ServerProcess, request
 
 EVIL = "https://evil.example"

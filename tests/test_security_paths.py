@@ -23,7 +23,7 @@ import soundfile as sf
 from audiocraft_webui.config import REPO_ROOT
 from audiocraft_webui.protocol import UPLOAD_ID
 from audiocraft_webui.storage import WINDOWS_DEVICES, base_name
-from audiocraft_webui.views import DATA_FOLDERS
+from audiocraft_webui.web.views import DATA_FOLDERS
 from tests.fakes import FakeEngine
 from tests.stems_kit import make_stem_set, make_track
 

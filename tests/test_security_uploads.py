@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 import webui
-from audiocraft_webui import safeaudio
+from audiocraft_webui.audio import sandbox, sandbox_child
 from audiocraft_webui.uploads import MAX_SECONDS, limits_for
 from tests.fakes import FakeEngine
 
@@ -177,22 +177,22 @@ def test_a_length_the_header_hides_is_still_cut_while_decoding(monkeypatch, tmp_
     # In-process on purpose: the header of this file is made to say "length unknown" (as streamed files do).
     path = tmp_path / "stream.wav"
     path.write_bytes(encode(tone(3.0, 8000), 8000))
-    monkeypatch.setattr(sf.SoundFile, "frames", property(lambda self: safeaudio._UNKNOWN_FRAMES))
-    monkeypatch.setattr(safeaudio, "_wav_declared_frames", lambda path: None)
+    monkeypatch.setattr(sf.SoundFile, "frames", property(lambda self: sandbox_child._UNKNOWN_FRAMES))
+    monkeypatch.setattr(sandbox_child, "_wav_declared_frames", lambda path: None)
     request = {"path": str(path), "output": None, "container": "WAV", **asdict(limits_for("melody")),
                "max_seconds": 2.0}
-    with pytest.raises(safeaudio._Refused, match="lasts longer than the 2.0 s accepted"):
-        safeaudio._scan(request)
-    assert safeaudio._scan({**request, "max_seconds": 5.0})["frames"] == 24000
+    with pytest.raises(sandbox_child._Refused, match="lasts longer than the 2.0 s accepted"):
+        sandbox_child._scan(request)
+    assert sandbox_child._scan({**request, "max_seconds": 5.0})["frames"] == 24000
 
 
 def test_a_long_mp3_decodes_exactly_as_a_single_read_of_the_whole_file(tmp_path):
     # libsndfile 1.2 garbles MP3 samples read in several calls; the sandbox must not (checked against one read).
     path = tmp_path / "long.mp3"
     path.write_bytes(encode(tone(3.0, 48000, 2), 48000, "MP3"))
-    audio, rate, probe = safeaudio.decode(path, limits_for("melody"), tmp_path)
+    audio, rate, probe = sandbox.decode(path, limits_for("melody"), tmp_path)
     whole, _ = sf.read(path, dtype="float32", always_2d=True)
-    assert rate == 48000 and probe.frames == len(whole) > safeaudio.BLOCK_FRAMES
+    assert rate == 48000 and probe.frames == len(whole) > sandbox_child.BLOCK_FRAMES
     np.testing.assert_array_equal(audio, whole.T)
 
 
@@ -237,7 +237,7 @@ def test_nan_inf_and_overs_in_a_float_wav_are_sanitised_before_they_reach_a_trac
 def test_a_decoder_that_crashes_is_a_clean_400_and_the_server_goes_on(client, services, monkeypatch, tmp_path,
                                                                      code, signal_name):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(safeaudio, "_child_command", lambda: [sys.executable, "-c", code])
+    monkeypatch.setattr(sandbox, "_child_command", lambda: [sys.executable, "-c", code])
     answer = upload(client, encode(tone(0.5, 16000), 16000))
     assert answer.status_code == 400
     assert answer.get_json()["error"] == f"unsupported or corrupt audio: the decoder crashed ({signal_name})"
@@ -250,15 +250,15 @@ def test_a_decoder_that_crashes_is_a_clean_400_and_the_server_goes_on(client, se
 def test_a_decoder_that_hangs_or_overeats_is_stopped(tmp_path):
     path = tmp_path / "x.wav"
     path.write_bytes(encode(tone(0.5, 16000), 16000))
-    with pytest.raises(safeaudio.UnsafeAudio, match="took longer than"):
-        safeaudio.inspect(path, safeaudio.Limits(max_seconds=10, max_samples=10**6, timeout=0.05))
-    with pytest.raises(safeaudio.UnsafeAudio, match="unsupported or corrupt audio"):
-        safeaudio.inspect(path, safeaudio.Limits(max_seconds=10, max_samples=10**6, memory_bytes=32 * MB))
-    assert safeaudio.inspect(path, safeaudio.Limits(max_seconds=10, max_samples=10**6)).frames == 8000
+    with pytest.raises(sandbox.UnsafeAudio, match="took longer than"):
+        sandbox.inspect(path, sandbox.Limits(max_seconds=10, max_samples=10**6, timeout=0.05))
+    with pytest.raises(sandbox.UnsafeAudio, match="unsupported or corrupt audio"):
+        sandbox.inspect(path, sandbox.Limits(max_seconds=10, max_samples=10**6, memory_bytes=32 * MB))
+    assert sandbox.inspect(path, sandbox.Limits(max_seconds=10, max_samples=10**6)).frames == 8000
 
 
 def test_the_child_caps_its_memory_cpu_output_and_core_dumps():
-    code = ("import resource; from audiocraft_webui.safeaudio import _limit_resources; "
+    code = ("import resource; from audiocraft_webui.audio.sandbox_child import _limit_resources; "
             "_limit_resources(1 << 30, 7, 1 << 20); "
             "print([resource.getrlimit(r)[0] for r in (resource.RLIMIT_AS, resource.RLIMIT_CPU, "
             "resource.RLIMIT_FSIZE, resource.RLIMIT_CORE)])")

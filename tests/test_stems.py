@@ -6,11 +6,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from audiocraft_webui import postprocess
-from audiocraft_webui.stems import (
-    ChunkProgress, DemucsSplitter, Separation, StemError, StemFolders, mix_files, postprocess_status,
-    select_stems,
-)
+from audiocraft_webui.audio import codecs, dsp
+from audiocraft_webui.stems.errors import StemError
+from audiocraft_webui.stems.folders import StemFolders
+from audiocraft_webui.stems.mixing import mix_files, select_stems
+from audiocraft_webui.stems.service import postprocess_status
+from audiocraft_webui.stems.splitter import ChunkProgress, DemucsSplitter, Separation
 from tests.stems_kit import STEM_RATE, leftovers, make_stem_set, noise
 
 SOURCES = ["drums", "bass", "other", "vocals"]
@@ -79,13 +80,13 @@ def test_clipping_stems_share_one_gain_so_they_still_add_up():
     levels = {"vocals": 1.5, "drums": 0.8, "bass": 0.4}
     loud = {name: np.full((2, 10), level, np.float32) for name, level in levels.items()}
     stems = select_stems(Separation(loud, STEM_RATE), "vocals")
-    assert postprocess.peak(stems["vocals"]) == pytest.approx(1.0)
+    assert dsp.peak(stems["vocals"]) == pytest.approx(1.0)
     np.testing.assert_allclose(stems["vocals"] / stems["no_vocals"], 1.5 / 1.2, rtol=1e-6)
 
 
 def test_a_failed_write_leaves_no_partial_folder(tmp_path, monkeypatch):
     folders = StemFolders(tmp_path / "stems", "/static/stems")
-    real_encode, calls = postprocess.encode, []
+    real_encode, calls = codecs.encode, []
 
     def encode_then_fail(*args, **kwargs):
         calls.append(1)
@@ -93,7 +94,7 @@ def test_a_failed_write_leaves_no_partial_folder(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real_encode(*args, **kwargs)
 
-    monkeypatch.setattr(postprocess, "encode", encode_then_fail)
+    monkeypatch.setattr(codecs, "encode", encode_then_fail)
     with pytest.raises(OSError):
         make_stem_set(folders, "track")
     assert list(folders.root.iterdir()) == [] and folders.names("track") == []
@@ -114,10 +115,10 @@ def test_mix_is_the_exact_sum_unless_it_would_clip(tmp_path):
     path = folders.file
     mix, rate = mix_files([(path("track", "vocals"), 0.5), (path("track", "bass"), 1.5)])
     expected = 0.5 * stems["vocals"] + 1.5 * stems["bass"]
-    assert rate == STEM_RATE and postprocess.peak(expected) < 1.0
+    assert rate == STEM_RATE and dsp.peak(expected) < 1.0
     np.testing.assert_allclose(mix, expected, atol=1e-6)
     loud, _ = mix_files([(path("track", name), 4.0) for name in stems])
-    assert postprocess.peak(loud) == pytest.approx(1.0)
+    assert dsp.peak(loud) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("states,overall", [

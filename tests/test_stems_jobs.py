@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from audiocraft_webui import postprocess
+from audiocraft_webui.audio import dsp
 from audiocraft_webui.jobs import JobState, QueueFull
 from tests.stems_kit import (  # noqa: F401 - fixtures
     HOSTILE_NAMES, STEM_RATE, app, assert_untouched, audio_bytes, fake_engine, leftovers, make_track, noise,
@@ -76,7 +76,7 @@ def test_generation_with_stem_split_queues_demucs_and_records_real_states(sio, s
     folder = services.store.stems_dir / name
     assert sorted(p.name for p in folder.iterdir()) == sorted(f"{stem}.wav" for stem in expected)
     audio, rate = read_wav((folder / f"{expected[0]}.wav").read_bytes())
-    assert rate == STEM_RATE and audio.shape == (2, STEM_RATE) and postprocess.peak(audio) > 0
+    assert rate == STEM_RATE and audio.shape == (2, STEM_RATE) and dsp.peak(audio) > 0
     meta = services.store.get(name).meta
     assert meta["parameters"]["stem_split"] == {"requested": target, "status": "done"}
     task = meta["postprocess"]["tasks"][0]

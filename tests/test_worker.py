@@ -6,8 +6,9 @@ import time
 import pytest
 
 from audiocraft_webui.jobs import Job
+from audiocraft_webui.tasks import TrackSplitTask
 from audiocraft_webui.worker import Progress
-from tests.fakes import FakeEngine, FakeOutOfMemoryError
+from tests.fakes import FakeClock, FakeEngine, FakeOutOfMemoryError
 
 
 @pytest.fixture
@@ -53,8 +54,11 @@ def test_out_of_memory_frees_memory_and_says_so(sio, services, fake_engine, runn
     assert sio.wait("on_finish_audio", where=lambda p: p["job_id"] == next_job)["state"] == "done"
 
 
-def test_progress_is_monotonic_throttled_and_ends_at_one(sio, fake_engine, running_worker):
-    fake_engine.step_delay = 0.004  # 100 steps over ~0.4 s: far more callbacks than events allowed
+def test_progress_is_monotonic_throttled_and_ends_at_one(sio, services, fake_engine):
+    clock = FakeClock()
+    fake_engine.clock, fake_engine.step_delay = clock, 0.004  # 100 steps over 0.4 s: far more callbacks than events
+    services.worker.clock = clock
+    services.worker.start()
     job_id = submit(sio)
     sio.wait("on_finish_audio", where=lambda p: p["job_id"] == job_id)
     values = [p["progress"] for p in sio.named("progress") if p["job_id"] == job_id]
@@ -64,26 +68,29 @@ def test_progress_is_monotonic_throttled_and_ends_at_one(sio, fake_engine, runni
 
 
 def test_throttle_allows_at_most_ten_events_per_second():
-    sent = []
-    job = Job(kind="generate", payload={}, label="x")
-    progress = Progress(job, lambda event, payload: sent.append(time.monotonic()))
+    sent, clock = [], FakeClock()
+    job = Job(TrackSplitTask("x", "all"))
+    progress = Progress(job, lambda event, payload: sent.append(clock()), clock=clock)
     progress.phase("generating")
-    start = time.monotonic()
-    while time.monotonic() - start < 0.55:
-        progress.update((time.monotonic() - start) / 0.55)
+    start = clock()
+    while clock() - start < 0.55:
+        progress.update((clock() - start) / 0.55)
+        clock.advance(0.001)
     gaps = [b - a for a, b in zip(sent[1:], sent[2:])]
     assert len(sent) <= 8 and all(gap >= 0.099 for gap in gaps)
 
 
 def test_cancel_stops_the_running_job_within_a_step_and_writes_nothing(sio, services, fake_engine, running_worker):
-    fake_engine.step_delay = 0.02
+    fake_engine.hold_at = 50
     job_id = submit(sio, duration=10)
-    sio.wait("progress", where=lambda p: p["job_id"] == job_id and p["phase"] == "generating" and p["progress"] > 0.1)
+    assert fake_engine.held.wait(10)
     cancelled_at = time.monotonic()
     assert sio.client.emit("cancel_job", {"job_id": job_id}, callback=True)["outcome"] == "cancelling"
+    fake_engine.proceed.set()
     result = sio.wait("on_finish_audio", where=lambda p: p["job_id"] == job_id)
     assert result["state"] == "cancelled"
     assert time.monotonic() - cancelled_at < 0.5
+    assert fake_engine.steps_done == 51, "the step under way when the user cancelled is the last one"
     assert list(services.store.audio_dir.iterdir()) == []
 
 

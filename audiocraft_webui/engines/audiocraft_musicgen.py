@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import re
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import compat, heap
+from ..device import DEVICE_PATTERN, DeviceError, pick_device
 from ..models import ModelInfo
 from .base import EngineError, GenerationOutput, GenerationSpec, ModelLoadError, PhaseCallback, StepCallback
 
@@ -22,26 +22,6 @@ if TYPE_CHECKING:
     from audiocraft.modules.codebooks_patterns import CodebooksPatternProvider
 
 log = logging.getLogger(__name__)
-
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-def pick_device(requested: str = "auto") -> str:
-    """Choose cuda, then mps, then cpu; an explicit request is checked against what torch can use."""
-    import torch
-
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        return "mps" if mps is not None and mps.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {requested!r} was requested but torch sees no CUDA GPU "
-                             f"(torch {torch.__version__}); use --device cpu or install a CUDA build of torch")
-    if requested == "mps" and not torch.backends.mps.is_available():
-        raise ModelLoadError("device 'mps' was requested but this machine has no Apple GPU support in torch")
-    return requested
-
 
 @dataclass(frozen=True)
 class Window:
@@ -178,7 +158,10 @@ class AudiocraftEngine:
     def device(self) -> str:
         """The torch device in use, chosen on first use."""
         if self._device is None:
-            self._device = pick_device(self._requested_device)
+            try:
+                self._device = pick_device(self._requested_device)
+            except DeviceError as exc:
+                raise ModelLoadError(str(exc)) from exc
         return self._device
 
     def prepare_thread(self) -> None:
@@ -311,7 +294,7 @@ class AudiocraftEngine:
         return self._model
 
     def _require(self, model: ModelInfo):
-        """Return the loaded model, refusing to run a different one than requested (D5)."""
+        """Return the loaded model, refusing to run a different one than requested (never a silent model swap)."""
         if self._model_key != model.key:
             raise EngineError(f"model '{model.key}' is not loaded")
         return self._loaded()

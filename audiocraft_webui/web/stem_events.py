@@ -8,10 +8,10 @@ from __future__ import annotations
 from flask import request
 from flask_socketio import SocketIO
 
-from . import protocol
+from .. import protocol
 from .events import refuse
-from .protocol import RequestError
-from .services import Services
+from ..protocol import RequestError
+from ..services import Services
 
 #: The original app's ``request_stems`` named the track by its JSON path.
 JSON_PREFIX, JSON_SUFFIX = "static/audio/", ".json"
@@ -44,8 +44,7 @@ def register(socketio: SocketIO, services: Services) -> None:
             job, position = services.stems.request_track_split(track_name(payload), target, sid)
         except RequestError as exc:
             return refuse(protocol.REQUEST_STEMS, exc.as_json())
-        return {"ok": True, "job_id": job.id, "name": job.payload["name"], "target": job.payload["target"],
-                "position": position}
+        return {"ok": True, "job_id": job.id, **job.task.as_json(), "position": position}
 
     @socketio.on(protocol.DEMUCS_ANY)
     def on_demucs_any(payload: object = None) -> dict:
@@ -58,5 +57,4 @@ def register(socketio: SocketIO, services: Services) -> None:
             job, position = services.stems.request_any_split(upload, sid)
         except RequestError as exc:
             return refuse(protocol.DEMUCS_ANY, exc.as_json())
-        return {"ok": True, "job_id": job.id, "id": job.payload["id"], "upload": job.payload["upload"],
-                "display_name": job.payload["display_name"], "position": position}
+        return {"ok": True, "job_id": job.id, **job.task.as_json(), "position": position}

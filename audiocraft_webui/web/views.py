@@ -7,10 +7,11 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from . import __version__, protocol
-from .services import EXTENSION_KEY, Services
-from .storage import UnsafeName, safe_child, safe_descendant
-from .uploads import UploadError
+from .. import protocol
+from ..version import __version__
+from ..services import EXTENSION_KEY, Services
+from ..storage import UnsafeName, safe_child, safe_descendant
+from ..uploads import UploadError
 
 log = logging.getLogger(__name__)
 

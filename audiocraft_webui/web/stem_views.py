@@ -15,10 +15,11 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
 
-from . import postprocess
-from .services import EXTENSION_KEY, Services
-from .stems import StemFolders, mix_files
-from .storage import UnsafeName
+from ..audio import codecs
+from ..services import EXTENSION_KEY, Services
+from ..stems.folders import StemFolders
+from ..stems.mixing import mix_files
+from ..storage import UnsafeName
 from .views import accept_upload
 
 bp = Blueprint("stems", __name__)
@@ -240,7 +241,7 @@ def _mix(folders: StemFolders, key: str) -> Response:
     except (UnsafeName, OSError):
         abort(404)
     buffer = io.BytesIO()
-    postprocess.encode(mix, rate, "wav", buffer)
+    codecs.encode(mix, rate, "wav", buffer)
     buffer.seek(0)
     label = "+".join(name for name, _ in chosen)
     return send_file(buffer, mimetype="audio/wav", as_attachment=True, download_name=f"{key}_mix_{label}.wav")

@@ -6,12 +6,13 @@ import logging
 from flask import current_app, request
 from flask_socketio import SocketIO, emit
 
-from . import protocol
-from .jobs import QueueFull
-from .protocol import GenerationRequest, RequestError
+from .. import protocol
+from ..jobs import QueueFull
+from ..protocol import GenerationRequest, RequestError
 from .security import GUARDED_HEADERS, POLICY_KEY, SOCKETIO_PATH, check_request
-from .services import Services
-from .storage import UnsafeName
+from ..services import Services
+from ..storage import UnsafeName
+from ..tasks import GenerateTask
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def register(socketio: SocketIO, services: Services) -> None:
 
     @socketio.on(protocol.RERUN)
     def on_rerun(payload: object = None) -> dict:
-        """Queue a track's stored request again (same seed when one was fixed, D19)."""
+        """Queue a track's stored request again (same seed when one was fixed, a new one in auto mode)."""
         name = payload.get("name") if isinstance(payload, dict) else None
         track = services.store.get(name)
         stored = track.meta.get("request") if track else None
@@ -89,7 +90,7 @@ def register(socketio: SocketIO, services: Services) -> None:
         return {"ok": True, "job_id": job_id, "outcome": outcome}
 
     def _check_available(parsed: GenerationRequest, names: dict | None = None) -> None:
-        """Refuse a request whose model is no longer offered or whose uploaded clip was deleted (D19).
+        """Refuse a request whose model is no longer offered or whose uploaded clip was deleted.
 
         Args:
             parsed: the request.
@@ -122,9 +123,11 @@ def register(socketio: SocketIO, services: Services) -> None:
                 job, position = services.submit_generation(parsed, sid)
             except QueueFull as exc:
                 return refuse(event, {"type": "queue_full", "field": None, "message": str(exc)})
+            task = job.task
+            assert isinstance(task, GenerateTask)
             if parsed.seed == protocol.AUTO_SEED:
-                services.emit(protocol.UPDATE_SEED, {"job_id": job.id, "seed": job.payload["seed"]}, to=sid)
+                services.emit(protocol.UPDATE_SEED, {"job_id": job.id, "seed": task.seed}, to=sid)
             services.emit(protocol.ADD_TO_QUEUE, {"job_id": job.id, "prompt": parsed.prompt, "position": position})
-        services.remember_last_run(parsed, job)
-        return {"ok": True, "job_id": job.id, "seed": job.payload["seed"], "position": position,
-                "clamped": parsed.clamped, "auto_tune": job.payload["auto_tune"]}
+        services.remember_last_run(task)
+        return {"ok": True, "job_id": job.id, "seed": task.seed, "position": position,
+                "clamped": parsed.clamped, "auto_tune": task.auto_tune}

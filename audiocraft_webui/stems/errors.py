@@ -1,0 +1,20 @@
+"""The errors of stem jobs and stem requests."""
+from __future__ import annotations
+
+from ..protocol import RequestError
+
+
+class StemError(RuntimeError):
+    """A stem job that cannot finish (track or upload gone, model without the requested stem)."""
+
+
+class StemRequestError(RequestError):
+    """A refused ``request_stems`` / ``demucs_any``; ``kind`` tells the UI why (not_found, busy ...)."""
+
+    def __init__(self, kind: str, field_name: str, message: str) -> None:
+        super().__init__(field_name, message)
+        self.kind = kind
+
+    def as_json(self) -> dict:
+        """The error as sent to the browser."""
+        return {**super().as_json(), "type": self.kind}

@@ -5,41 +5,23 @@ import argparse
 import logging
 import os
 import secrets
-import socket
 import sys
-
-from werkzeug.serving import WSGIRequestHandler
+import threading
+from pathlib import Path
 
 from audiocraft_webui import compat, heap
-from audiocraft_webui.config import DEFAULTS
-from audiocraft_webui.security import TOKEN_PARAM, is_loopback
+from audiocraft_webui.config import DEFAULTS, data_dir
+from audiocraft_webui.engines import ModelLoadError, MusicEngine
+from audiocraft_webui.version import __version__
+from audiocraft_webui.web import serverlog
+from audiocraft_webui.web.security import TOKEN_PARAM, is_loopback
+from audiocraft_webui.web.serving import serve
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 #: Bind address of --listen: every interface.
 LISTEN_ALL = "0.0.0.0"
-
-
-class SocketIORequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler fitted for Socket.IO: packets leave at once, and a finished websocket is not read as HTTP.
-
-    Without ``TCP_NODELAY`` a second small packet written right after another (``job_started`` then
-    ``progress``, an event then its ack) waits for the client's delayed ACK: about 40 ms each time.
-    """
-
-    def setup(self) -> None:
-        """Set ``TCP_NODELAY`` on the connection (the websocket keeps using this socket)."""
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def connection_dropped(self, error: BaseException, environ: dict | None = None) -> None:
-        """Stop serving this connection once it dropped (a websocket session ends this way).
-
-        Werkzeug would otherwise read the websocket's last frames as a new HTTP request and log
-        "Bad request syntax" as an error every time a tab closes.
-        """
-        self.close_connection = True
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -94,10 +76,33 @@ def access_config(host: str, port: int, auth: str | None) -> dict:
     return overrides
 
 
+def device_line(engine: MusicEngine) -> str:
+    """Say where generation runs (this imports torch, so it is asked off the main thread)."""
+    try:
+        device = engine.device
+    except ModelLoadError as exc:
+        return f"not usable: {exc}"
+    return {"cpu": "CPU", "mps": "Apple GPU (mps)"}.get(device, f"NVIDIA GPU ({device})")
+
+
+def banner(host: str, port: int, data: Path, device: str) -> str:
+    """The short block the server prints at start: where to open it, what it runs on, where files go."""
+    shown = "127.0.0.1" if host == LISTEN_ALL else host
+    where = f"http://{shown}:{port}" + (" (other devices: this machine's address)" if host == LISTEN_ALL else "")
+    return "\n".join([
+        f"audiocraft-webui {__version__} is running",
+        f"  Open in a browser:  {where}",
+        f"  Generates on:       {device}",
+        f"  Tracks are saved in {data / 'static' / 'audio'} (stems in {data / 'static' / 'stems'})",
+        "  Stop with Ctrl+C",
+    ])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the server until interrupted."""
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serverlog.install()
     compat.install()
     heap.tune_allocator()
     from audiocraft_webui import create_app
@@ -110,11 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         "DATA_DIR": args.data_dir, "TORCH_THREADS": args.threads, "QUEUE_MAX": args.queue_max,
         "CUSTOM_MODELS": args.custom_model, "ALLOWED_HOSTS": args.allowed_host, "START_WORKER": True,
     })
-    socketio = app.extensions["socketio"]
-    log.info("audiocraft-webui on http://%s:%d", host, args.port)
-    # Never the debugger or the reloader; allow_unsafe_werkzeug lets it run without a terminal (services, CI).
-    socketio.run(app, host=host, port=args.port, debug=False, use_reloader=False, allow_unsafe_werkzeug=True,
-                 request_handler=SocketIORequestHandler)
+    engine = app.extensions["audiocraft_webui"].engine
+    threading.Thread(target=lambda: print(banner(host, args.port, data_dir(app.config), device_line(engine)),
+                                          flush=True), name="announce", daemon=True).start()
+    serve(app, host, args.port)
     return 0
 
 

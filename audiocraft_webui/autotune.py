@@ -1,11 +1,11 @@
 """Parameter auto-tune: V3's diversity-driven adjustment of temperature, cfg_coef and duration.
 
-The rules follow ``protocol.md`` section 7 exactly, with two deliberate differences from V3:
+The rules are those of docs/DESIGN.md, "Auto-tune", with two deliberate differences from V3:
 
 * **Model bucket by real size.** V3 picked the bucket by substring ("large", then "medium", else small), which
   put ``melody`` (a 1.5B model) in ``small``. Here every known MusicGen checkpoint goes to the bucket of its
   parameter count; see :func:`model_bucket`.
-* **No feedback loop (D18).** :func:`tune` decides what is user-locked from the values the *user*
+* **No feedback loop.** :func:`tune` decides what is user-locked from the values the *user*
   submitted and returns the effective values separately, so tuned values are never mistaken for user choices on a rerun.
 
 Everything here is pure: no torch, no Flask, no I/O.
@@ -38,7 +38,7 @@ class Target:
     duration_cap: int
 
 
-#: protocol.md 7.3, keyed by (bucket, band).
+#: docs/DESIGN.md's target table, keyed by (bucket, band).
 TARGETS: dict[tuple[str, str], Target] = {
     ("small", "low"): Target(1.25, 3.2, 35),
     ("small", "mid"): Target(1.20, 4.0, 30),
@@ -74,7 +74,7 @@ class TuneResult:
 
     Attributes:
         values: effective ``temperature`` (float), ``cfg_coef`` (float) and ``duration`` (int, seconds).
-        block: the ``parameters.auto_tune`` JSON block (protocol.md 7.5).
+        block: the ``parameters.auto_tune`` JSON block (docs/DESIGN.md, "Auto-tune").
     """
 
     values: dict[str, float | int]
@@ -95,7 +95,7 @@ def model_bucket(model: str) -> str:
     ``stereo-large`` and ``stereo-melody-large`` (3.3B) → large. An unknown or custom model is ``large`` if
     its name contains "large", else ``medium`` if it contains "medium", else ``small``.
 
-    V3 used that substring rule for every model, so its ``melody`` landed in ``small`` (protocol.md 7.2); this
+    V3 used that substring rule for every model, so its ``melody`` landed in ``small``; this
     function deliberately fixes that.
 
     Args:

@@ -8,6 +8,10 @@ current stack, and this module is the one place that works around them:
   :func:`install` replaces the loader of the compiled code with a stub module.
 * audiocraft imports spacy at module level although only its ``whitespace`` tokenizer uses it; spacy is a
   126 MB dependency we do not ship. :func:`install` registers an empty stand-in when spacy is missing.
+* audiocraft imports xformers at module level, and the registry's xformers wheel is built for another torch,
+  so importing it prints a ``WARNING[XFORMERS]`` block at every start. With audiocraft's default attention
+  backend (``torch``) only two trivial pieces of it are ever used. :func:`install` registers a stand-in with
+  those pieces, so xformers need not be installed at all.
 * torch >= 2.6 loads checkpoints with ``weights_only=True``; audiocraft checkpoints that store omegaconf
   configs (the Multi-Band Diffusion one) are then refused. :func:`checkpoint_globals` allow-lists just those
   config classes for the duration of a load, keeping weights-only unpickling on.
@@ -37,6 +41,7 @@ def install() -> None:
     """
     _install_torchaudio_extension_stub()
     _install_spacy_stub()
+    _install_xformers_stub()
 
 
 def _install_torchaudio_extension_stub() -> None:
@@ -117,6 +122,50 @@ def _install_spacy_stub() -> None:
         return
     sys.modules["spacy"] = _stub_module("spacy", "Empty stand-in for spacy, which is not installed.")
     logger.debug("registered an empty spacy stub")
+
+
+def _install_xformers_stub() -> None:
+    """Register a stand-in ``xformers`` package whose ``ops`` has what audiocraft's torch attention path uses.
+
+    Without it: ``audiocraft.modules.transformer`` does ``from xformers import ops`` at module level, so
+    audiocraft needs xformers installed; the registry's wheel (0.0.35) is built for torch 2.10 + CUDA and
+    prints a ``WARNING[XFORMERS]: xFormers can't load C++/CUDA extensions`` block to the user's console at
+    every start, although nothing of it is ever run.
+
+    Why it is safe: with audiocraft's default attention backend (``torch``, which the app never changes)
+    a MusicGen transformer uses only ``ops.unbind`` (the same as :func:`torch.unbind`) and
+    ``ops.LowerTriangularMask``, whose instance merely tells the torch path to attend causally
+    (``is_causal=attn_mask is not None``). ``memory_efficient_attention``, the one real kernel, is only
+    reached with the ``xformers`` backend (MAGNeT models, which the app does not offer): it raises here.
+    ``xformers.profiler`` stays missing, which audiocraft reads as "not profiling". A real xformers that
+    was already imported is left alone.
+    """
+    if "xformers" in sys.modules:
+        return
+    package = _stub_module("xformers", "Stand-in for xformers: the pieces audiocraft's torch attention uses.")
+    ops = _stub_module("xformers.ops", "Stand-in for xformers.ops.")
+    ops.unbind = _unbind
+    ops.LowerTriangularMask = LowerTriangularMask
+    ops.memory_efficient_attention = _no_memory_efficient_attention
+    package.ops = ops
+    sys.modules["xformers"] = package
+    sys.modules["xformers.ops"] = ops
+    logger.debug("registered the xformers stand-in")
+
+
+def _unbind(tensor: Any, dim: int = 0) -> tuple[Any, ...]:
+    """Split a tensor along ``dim`` into views, as ``xformers.ops.unbind`` does."""
+    return tensor.unbind(dim)
+
+
+class LowerTriangularMask:
+    """Marks causal self-attention; audiocraft's torch path only checks that a mask was given."""
+
+
+def _no_memory_efficient_attention(*args: Any, **kwargs: Any) -> Any:
+    """Refuse clearly: only the ``xformers`` attention backend (MAGNeT) would call this."""
+    raise RuntimeError("xformers' memory_efficient_attention is not available: audiocraft-webui runs attention "
+                       "through torch (audiocraft's default 'torch' backend)")
 
 
 def _allowed_checkpoint_globals() -> list[Any]:

@@ -240,6 +240,6 @@ def parse_generation_request(payload: object, catalog: ModelCatalog) -> Generati
 
 
 def boot_ranges() -> dict:
-    """Ranges and defaults for the browser, so the UI and the server agree (D20)."""
+    """Ranges and defaults for the browser, so the UI and the server agree (docs/DESIGN.md, "One set of ranges")."""
     return {name: {"min": low, "max": high, "default": default, "integer": kind is int}
             for name, (kind, low, high, default) in RANGES.items()}

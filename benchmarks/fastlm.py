@@ -2,7 +2,7 @@
 
 audiocraft's ``LMModel.generate`` grows each layer's key/value cache with ``torch.cat`` and launches
 several hundred small kernels per step from eager Python, so at batch 2 (one prompt with CFG) the
-GPU mostly waits for the CPU (performance.md §3, "overhead"). :class:`StaticDecoder` runs the same
+GPU mostly waits for the CPU (launch overhead: docs/PERFORMANCE.md). :class:`StaticDecoder` runs the same
 network on the same weights with every shape fixed in advance:
 
 * self-attention keys and values live in preallocated ``[2B, heads, steps, head_dim]`` buffers, the

@@ -3,7 +3,7 @@
 * Decode: random-weight musicgen-small and -medium (real architecture, loaded by audiocraft's own loader,
   fp16 on CUDA) generate 10 s with CFG (batch 1, effective 2). Steps per second come from the token loop
   alone (``_generate_tokens``: T5 once, then one step per frame); the floor per step is the LM's weight
-  bytes over the GPU's memory bandwidth (performance.md §3), so ``percent_of_limit`` = floor ÷ measured.
+  bytes over the GPU's memory bandwidth (docs/PERFORMANCE.md, "GPU run"), so ``percent_of_limit`` = floor ÷ measured.
   The same generation then runs through :mod:`.fastlm` (static KV cache, then one CUDA graph per step),
   the fast path prepared for the app.
 * MBD: four real-size diffusion U-Nets (audiocraft's ``score/basic`` model, 20 sampling steps each) on
@@ -30,7 +30,7 @@ from .procs import BenchError, answer_channel, log_tail
 from .scenarios import Profile
 
 #: Published memory bandwidth in GB/s by a piece of the CUDA device name, most specific first
-#: (performance.md §3; H100 SXM reports itself as "H100 80GB HBM3").
+#: (H100 SXM reports itself as "H100 80GB HBM3").
 BANDWIDTH_GB_S: tuple[tuple[str, float], ...] = (
     ("H200", 4800), ("GH200", 4000), ("H100 NVL", 3900), ("H100 PCIe", 2000), ("H100", 3350),
     ("A100-SXM4-80GB", 2039), ("A100 80GB PCIe", 1935), ("A100", 1555), ("L40S", 864), ("L40", 864),

@@ -45,6 +45,7 @@ class FakeEngine:
 
     sample_rate = 32000
     frame_rate = 50
+    device = "cpu"
 
     def __init__(self, step_delay: float = 0.0, clock: FakeClock | None = None) -> None:
         self.step_delay = step_delay

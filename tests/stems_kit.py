@@ -17,7 +17,7 @@ from tests.fakes import FakeEngine
 
 RATE = 32000
 STEM_RATE = 44100
-#: A hostile-name matrix for every route that takes a track or set name (security.md row 1).
+#: A hostile-name matrix for every route that takes a track or set name (the path-traversal cases of docs/SECURITY.md).
 HOSTILE_NAMES = ["..", ".", "../../sentinel", "..%2f..%2fsentinel", "%2e%2e", "%252e%252e%252fsentinel",
                  "..\\..\\sentinel", "/etc/passwd", "C:\\Windows\\win.ini", "//server/share", "a%00.wav", "*",
                  "stems", ".tmp-x", " ", "sentinel"]

@@ -1,4 +1,4 @@
-"""Auto-tune (protocol.md section 7): target table, locking, duration caps, JSON block, model buckets."""
+"""Auto-tune (docs/DESIGN.md, "Auto-tune"): target table, locking, duration caps, JSON block, model buckets."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,7 @@ from audiocraft_webui.autotune import TuneResult, disabled_block, model_bucket, 
 
 DEFAULTS = {"temperature": 1.2, "cfg_coef": 4.0, "duration": 30}
 
-# protocol.md 7.3, written out independently of the module's table.
+# docs/DESIGN.md's target table, written out independently of the module's table.
 TABLE = [
     ("small", "low", 1.25, 3.2, 35),
     ("small", "mid", 1.20, 4.0, 30),
@@ -65,7 +65,7 @@ def test_small_mid_changes_nothing_and_is_not_applied():
     assert result.values == DEFAULTS
 
 
-# protocol.md 7.6 worked examples.
+# docs/DESIGN.md's worked examples.
 def test_worked_example_ui_defaults_on_large():
     result = tune("large", top_k=250, top_p=0.67, **DEFAULTS)
 
@@ -182,7 +182,7 @@ def test_duration_is_never_raised_to_a_higher_cap(model, top_p):
 
 
 def test_tuned_values_fed_back_would_count_as_user_locked():
-    # D18: locking is decided from whatever tune() is given, so callers must pass (and store) the user's
+    # Locking is decided from whatever tune() is given, so callers must pass (and store) the user's
     # values, never the effective ones; repeating with the user's values gives the same result.
     first = tune("large", top_k=250, top_p=0.0, **DEFAULTS)
     again = tune("large", top_k=250, top_p=0.0, **DEFAULTS)

@@ -106,3 +106,28 @@ def test_allow_list_still_refuses_code_execution(tmp_path: Path) -> None:
     with compat.checkpoint_globals(), pytest.raises(pickle.UnpicklingError, match="system"):
         torch.load(path)
     assert not marker.exists()
+
+
+def test_audiocraft_runs_causal_attention_through_the_xformers_stand_in() -> None:
+    """audiocraft imports xformers at module level; the stand-in gives its torch attention path the same result
+    as audiocraft's own non-xformers path, and nothing prints the xformers warning."""
+    script = """
+import json, sys, torch
+from audiocraft_webui import compat
+compat.install()
+from audiocraft.modules.transformer import StreamingMultiheadAttention
+torch.manual_seed(0)
+efficient = StreamingMultiheadAttention(16, 2, causal=True, memory_efficient=True)
+plain = StreamingMultiheadAttention(16, 2, causal=True, memory_efficient=False)
+plain.load_state_dict(efficient.state_dict())
+x = torch.randn(1, 5, 16)
+difference = (efficient(x, x, x)[0] - plain(x, x, x)[0]).abs().max().item()
+print(json.dumps({"stub": getattr(sys.modules["xformers"], "__file__", None) is None, "difference": difference}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=120, check=True)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["stub"] and report["difference"] < 1e-6
+    assert "XFORMERS" not in result.stderr.upper() and "XFORMERS" not in result.stdout.upper()
+    with pytest.raises(RuntimeError, match="runs attention through torch"):
+        sys.modules["xformers.ops"].memory_efficient_attention(None, None, None)

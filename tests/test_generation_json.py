@@ -1,4 +1,4 @@
-"""Auto-tune integration (protocol.md 7, D18), the track JSON, last_run.json and their documentation."""
+"""Auto-tune integration (docs/DESIGN.md, "Auto-tune"; the user's values are kept apart from the tuned ones), the track JSON, last_run.json and their documentation."""
 from __future__ import annotations
 
 import json
@@ -46,7 +46,7 @@ def test_auto_tune_generates_with_the_tuned_values_and_stores_the_users_own(env,
                                                                                                         True)
 
     ack = env.rerun(done["name"])
-    assert ack["ok"] and ack["auto_tune"] == params["auto_tune"], "tuned values are not fed back as locked (D18)"
+    assert ack["ok"] and ack["auto_tune"] == params["auto_tune"], "tuned values are not fed back as locked"
     assert env.sio.client.emit("cancel_job", {"job_id": ack["job_id"]}, callback=True)["ok"]
     env.finished(ack, state="cancelled")
 

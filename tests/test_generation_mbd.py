@@ -1,4 +1,4 @@
-"""Multi-Band Diffusion decoding: replaces the EnCodec audio, cached, stereo-aware, D11-safe, never loses a track."""
+"""Multi-Band Diffusion decoding: replaces the EnCodec audio, cached, stereo-aware, keeps an appended clip, never loses a track."""
 from __future__ import annotations
 
 import numpy as np
@@ -84,7 +84,7 @@ def test_with_continuation_mbd_decodes_the_new_part_before_the_clip_is_put_back(
     with_mbd, _ = env.read(diffused)
     without, _ = env.read(encodec)
     assert with_mbd.shape == without.shape == (2, 64000)
-    np.testing.assert_array_equal(with_mbd[:, :32000], without[:, :32000], err_msg="the clip is kept (D11)")
+    np.testing.assert_array_equal(with_mbd[:, :32000], without[:, :32000], err_msg="the clip is kept")
     assert not np.allclose(with_mbd[:, 32000:], without[:, 32000:], atol=1e-3), "the new part is MBD's"
     params = env.meta(diffused)["parameters"]
     assert params["append_mode"] is True and params["multi_band_diffusion"]["status"] == "applied"

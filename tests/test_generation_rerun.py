@@ -1,4 +1,4 @@
-"""Rerun regenerates a track from its stored request: same options, same seed when fixed, uploads included (D19)."""
+"""Rerun regenerates a track from its stored request: same options, same seed when fixed, uploads included."""
 from __future__ import annotations
 
 import numpy as np

@@ -264,7 +264,7 @@ def test_normalize_rejects_bad_settings(kwargs):
         loudness.normalize_loudness(noise(1.0), MODEL_RATE, **kwargs)
 
 
-# ---- append-mode loudness match (protocol.md 8.2) ----
+# ---- append-mode loudness match (docs/DESIGN.md, "Append mode") ----
 
 
 def test_match_unclamped_gives_the_clip_rms():

@@ -128,21 +128,17 @@ def test_the_connect_handler_checks_again_behind_the_middleware(app, headers):
 
 
 def test_defaults_bind_loopback_without_debugger_reloader_or_login(monkeypatch, tmp_path):
-    from flask_socketio import SocketIO
-
     seen = {}
-    monkeypatch.setattr(SocketIO, "run", lambda self, app, **kwargs: seen.update(kwargs, app=app))
+    monkeypatch.setattr(webui, "serve", lambda app, host, port: seen.update(app=app, host=host, port=port))
     assert webui.main(["--data-dir", str(tmp_path), "--device", "cpu"]) == 0
-    assert seen["host"] == "127.0.0.1" and seen["debug"] is False and seen["use_reloader"] is False
+    assert seen["host"] == "127.0.0.1"  # tests/test_webui.py: served without reloader or debugger
     assert seen["app"].debug is False and seen["app"].extensions["access_policy"].auth_required is False
 
 
 def test_listen_binds_all_interfaces_warns_and_prints_a_login_token(monkeypatch, tmp_path, caplog):
-    from flask_socketio import SocketIO
-
     seen = {}
     monkeypatch.delenv("AUDIOCRAFT_WEBUI_AUTH_TOKEN", raising=False)
-    monkeypatch.setattr(SocketIO, "run", lambda self, app, **kwargs: seen.update(kwargs, app=app))
+    monkeypatch.setattr(webui, "serve", lambda app, host, port: seen.update(app=app, host=host, port=port))
     with caplog.at_level(logging.WARNING):
         webui.main(["--listen", "--port", "5077", "--data-dir", str(tmp_path), "--device", "cpu"])
     policy = seen["app"].extensions["access_policy"]
@@ -152,10 +148,8 @@ def test_listen_binds_all_interfaces_warns_and_prints_a_login_token(monkeypatch,
 
 
 def test_listen_with_auth_uses_the_password_and_no_token(monkeypatch, tmp_path):
-    from flask_socketio import SocketIO
-
     seen = {}
-    monkeypatch.setattr(SocketIO, "run", lambda self, app, **kwargs: seen.update(kwargs, app=app))
+    monkeypatch.setattr(webui, "serve", lambda app, host, port: seen.update(app=app, host=host, port=port))
     webui.main(["--listen", "--auth", "ann:s3cret", "--data-dir", str(tmp_path), "--device", "cpu"])
     policy = seen["app"].extensions["access_policy"]
     assert policy.basic == ("ann", "s3cret") and policy.token is None

@@ -134,10 +134,8 @@ def test_many_parts_or_a_huge_text_field_get_413(make_app, form, route):
 
 
 def test_the_max_upload_flag_sets_the_limit(monkeypatch, tmp_path):
-    from flask_socketio import SocketIO
-
     seen = {}
-    monkeypatch.setattr(SocketIO, "run", lambda self, app, **kwargs: seen.update(app=app))
+    monkeypatch.setattr(webui, "serve", lambda app, host, port: seen.update(app=app))
     webui.main(["--max-upload-mb", "3", "--data-dir", str(tmp_path), "--device", "cpu"])
     assert seen["app"].config["MAX_CONTENT_LENGTH"] == 3 * MB
     assert webui.parse_args([]).max_upload_mb == 200

@@ -31,15 +31,32 @@ def test_defaults_bind_loopback_on_port_5000():
 
 
 def test_main_never_enables_the_reloader_or_the_debugger(monkeypatch, tmp_path):
-    from flask_socketio import SocketIO
-
     seen = {}
-    monkeypatch.setattr(SocketIO, "run", lambda self, app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(webui, "serve", lambda app, host, port: seen.update(app=app, host=host, port=port))
     monkeypatch.setattr(webui.heap, "tune_allocator", lambda: seen.update(tuned=True) or True)
     assert webui.main(["--port", "5123", "--data-dir", str(tmp_path), "--unload-after-gen", "--device", "cpu"]) == 0
     assert seen["tuned"], "the server sets its allocator thresholds (tests/test_heap.py) before it starts"
-    assert {key: seen[key] for key in ("host", "port", "debug", "use_reloader", "allow_unsafe_werkzeug")} == {
-        "host": "127.0.0.1", "port": 5123, "debug": False, "use_reloader": False, "allow_unsafe_werkzeug": True}
+    assert (seen["host"], seen["port"], seen["app"].debug) == ("127.0.0.1", 5123, False)
+
+
+def test_serve_runs_werkzeug_threaded_server_without_reloader_or_debugger(monkeypatch):
+    """The app is served by werkzeug's plain threaded server (run_simple's reloader and debugger never exist)."""
+    from audiocraft_webui.web import serving
+
+    seen = {}
+
+    class Server:
+        def serve_forever(self) -> None:
+            seen["served"] = True
+
+    def make_server(host, port, app, **options):
+        seen.update(host=host, port=port, app=app, **options)
+        return Server()
+
+    monkeypatch.setattr(serving, "make_server", make_server)
+    serving.serve("the app", "127.0.0.1", 5124)
+    assert seen == {"host": "127.0.0.1", "port": 5124, "app": "the app", "threaded": True, "served": True,
+                    "request_handler": serving.SocketIORequestHandler, "passthrough_errors": False}
 
 
 def test_the_factory_starts_nothing_and_imports_no_torch(tmp_path):
@@ -88,3 +105,32 @@ def test_closed_websockets_leave_no_error_in_the_log(tmp_path, tiny_hub):
         assert "Bad request" not in server.log() and "code 400" not in server.log()
     finally:
         server.stop()
+
+
+def test_a_start_and_a_generation_print_a_short_friendly_console(tmp_path, tiny_hub):
+    """The console shows the app's own start block; no xformers warning, no werkzeug banner, no token."""
+    server = ServerProcess(tiny_hub, tmp_path / "data").start()
+    try:
+        client = LiveClient(server.port, origin=server.url)
+        ack = client.emit("submit_sliders", {"prompt": "console check", "model": "small", "auto_tune": False,
+                                             "values": {"duration": 1}})
+        assert client.wait("on_finish_audio", where=lambda p: p["job_id"] == ack["job_id"])["state"] == "done"
+        client.close()
+        request(server.port, "GET", "/?token=secret-value")
+        server.wait_for_log("Generates on:       CPU")
+        log = server.log()
+    finally:
+        server.stop()
+    assert f"Open in a browser:  {server.url}" in log
+    assert f"Tracks are saved in {tmp_path / 'data' / 'static' / 'audio'}" in log
+    assert "xformers" not in log.lower()
+    assert "development server" not in log and "Running on" not in log
+    assert "secret-value" not in log
+    assert "FutureWarning" not in log and "Loading weights" not in log
+
+
+def test_the_access_log_masks_login_tokens():
+    from audiocraft_webui.web.serverlog import mask_tokens
+
+    line = '127.0.0.1 - - "GET /?token=abc123&lang=ru HTTP/1.1" 200 - "GET /x?a=1&token=zz HTTP/1.1"'
+    assert mask_tokens(line) == '127.0.0.1 - - "GET /?token=***&lang=ru HTTP/1.1" 200 - "GET /x?a=1&token=*** HTTP/1.1"'

@@ -42,7 +42,7 @@ def as_channels_first(audio: np.ndarray) -> np.ndarray:
 
 
 def to_output_channels(audio: np.ndarray, *, keep_mono: bool) -> np.ndarray:
-    """Duplicate mono to two identical channels unless the user keeps mono (D25: duplication is optional).
+    """Duplicate mono to two identical channels unless the user keeps mono (docs/DESIGN.md, "Output channels").
 
     Args:
         audio: float32 ``[C, T]``; anything with more than one channel is returned unchanged.

@@ -152,7 +152,7 @@ def normalize_loudness(
 
 
 def match_loudness(clip: np.ndarray, generated: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Scale the newly generated part to the appended clip's RMS level (protocol.md 8.2).
+    """Scale the newly generated part to the appended clip's RMS level (docs/DESIGN.md, "Append mode").
 
     Gain is computed only when both RMS values exceed 1e-9: ``rms_clip / rms_gen`` clamped to [0.25, 4.0],
     applied, then hard-clipped to [-1, 1]. If the gained part's peak falls below 1e-3 the un-gained audio is

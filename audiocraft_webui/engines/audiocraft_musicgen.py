@@ -182,6 +182,10 @@ class AudiocraftEngine:
         on_phase("loading_model")
         compat.install()
         from audiocraft.models import MusicGen
+        from transformers.utils import logging as transformers_logging
+
+        # The text encoder's "Loading weights" bar would be drawn in the server's console at every load.
+        transformers_logging.disable_progress_bar()
 
         try:
             with compat.checkpoint_globals():

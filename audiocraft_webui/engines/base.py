@@ -94,6 +94,10 @@ class MusicEngine(Protocol):
     def frame_rate(self) -> int:
         """Token frames per second of the loaded model's codec."""
 
+    @property
+    def device(self) -> str:
+        """The torch device generation runs on (``cpu``, ``cuda``, ``mps`` ...); raises ModelLoadError if unusable."""
+
     def prepare_thread(self) -> None:
         """Set per-thread runtime options in the worker thread (e.g. torch's thread count)."""
 

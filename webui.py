@@ -27,7 +27,8 @@ LISTEN_ALL = "0.0.0.0"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line (every flag is documented in the README)."""
     parser = argparse.ArgumentParser(description="Local web UI for Meta's MusicGen (audiocraft) with Demucs stems.")
-    parser.add_argument("--host", default=DEFAULTS["HOST"], help="address to bind (default: %(default)s, loopback only)")
+    parser.add_argument("--host", default=DEFAULTS["HOST"],
+                        help="address to bind (default: %(default)s, loopback only)")
     parser.add_argument("--port", type=int, default=DEFAULTS["PORT"], help="port (default: %(default)s)")
     parser.add_argument("--listen", action="store_true",
                         help=f"serve the local network ({LISTEN_ALL}); then a login is required: --auth, "

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from .version import __version__
 
+__all__ = ["__version__", "create_app"]
+
 
 def create_app(overrides: dict | None = None, *, engine=None):
     """Build the Flask app, its per-app SocketIO and services; the worker starts only if START_WORKER.

@@ -18,14 +18,14 @@ import numpy as np
 
 from . import autotune, protocol
 from .audio import codecs, dsp, loudness
-from .version import __version__
 from .engines import AudioClip, GenerationOutput, GenerationSpec, MusicEngine
 from .jobs import Job
-from .tasks import Effective, GenerateTask
 from .models import ModelCatalog, ModelInfo
 from .protocol import GenerationRequest
 from .storage import Track, TrackStore, base_name
+from .tasks import Effective, GenerateTask
 from .uploads import UploadStore
+from .version import __version__
 from .worker import JobCancelled, Progress
 
 log = logging.getLogger(__name__)

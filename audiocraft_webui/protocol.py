@@ -209,7 +209,8 @@ def parse_generation_request(payload: object, catalog: ModelCatalog) -> Generati
     model_name = payload.get("model", "small")
     model = catalog.resolve(model_name) if isinstance(model_name, str) else None
     if model is None:
-        raise RequestError("model", f"unknown model {str(model_name)[:60]!r}; choose one of {', '.join(catalog.keys())}")
+        raise RequestError("model",
+                           f"unknown model {str(model_name)[:60]!r}; choose one of {', '.join(catalog.keys())}")
 
     clamped: dict = {}
     numbers = {name: _ranged(name, merged[name], clamped) for name in RANGES if merged.get(name) not in (None, "")}

@@ -11,10 +11,10 @@ from . import protocol
 from .config import data_dir
 from .engines import MusicEngine, create_engine
 from .generation import GenerationRunner, prepare
+from .hooks import PauseAt
 from .jobs import Job, JobQueue, without_track_meta
 from .models import ModelCatalog
 from .protocol import GenerationRequest
-from .hooks import PauseAt
 from .stems.service import StemService
 from .stems.splitter import DemucsSplitter
 from .storage import RecoveryReport, TrackStore

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import protocol
-from .jobs import Job, JobQueue, JobState
 from .hooks import Pause, no_pause
+from .jobs import Job, JobQueue, JobState
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""End-to-end benchmark of audiocraft-webui (not part of the product): the real server, driven over Socket.IO, against direct calls.
+"""End-to-end benchmark of audiocraft-webui (not part of the product): the real server against direct calls.
 
 ``python -m benchmarks [--quick] [--gpu] [--out FILE]`` starts ``webui.py`` on an offline
 hub of random-weight models, submits jobs with a real python-socketio client on the websocket

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from audiocraft_webui.config import REPO_ROOT
+
 from . import report, scenarios
 from .hubs import REAL_MUSICGEN, ensure_hub
 
@@ -28,8 +29,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--quick", action="store_true", help="tiny models, one or two runs each (smoke test, ~1 min)")
     mode.add_argument("--gpu", action="store_true",
                       help="CUDA with random-weight musicgen-small and -medium, plus decode steps/s, MBD, htdemucs")
-    parser.add_argument("--out", type=Path, help="JSON file to write (default: bench-results/bench-<profile>-<time>.json)")
-    parser.add_argument("--threads", type=int, help="torch threads for the server and the direct runs (overrides the profile)")
+    parser.add_argument("--out", type=Path,
+                        help="JSON file to write (default: bench-results/bench-<profile>-<time>.json)")
+    parser.add_argument("--threads", type=int,
+                        help="torch threads for the server and the direct runs (overrides the profile)")
     parser.add_argument("--pinned-pairs", type=int,
                         help="tiny pairs per couple with each side's model loop on a CPU of its own (a diagnosis; "
                              "overrides the profile)")

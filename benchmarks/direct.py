@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from audiocraft_webui import compat
+
 from .procs import answer_channel
 
 

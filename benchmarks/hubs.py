@@ -7,7 +7,7 @@
   the real-size ``htdemucs``.
 
 Random weights run exactly as fast as the released ones: step time depends on shapes, dtype and kernels,
-never on the values (random weights make the same arithmetic as trained ones). Every other repo of a real hub stays tiny, which the benchmark
+never on the values. Every other repo of a real hub stays tiny, which the benchmark
 uses for warm-up jobs. Building imports torch and the hub libraries, which read ``HF_HOME`` once, so it
 runs in a child process: ``python -m benchmarks.hubs KIND DIR``.
 """

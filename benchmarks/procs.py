@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from audiocraft_webui.config import REPO_ROOT
+
 from .hubs import offline_env
 
 #: Seconds a server may take to answer ``GET /`` after it was started.

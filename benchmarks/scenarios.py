@@ -23,6 +23,7 @@ import numpy as np
 from audiocraft_webui import protocol
 from audiocraft_webui.audio import codecs, dsp, loudness
 from audiocraft_webui.jobs import RECENT_LIMIT
+
 from .hubs import offline_env
 from .procs import (
     AppClient,
@@ -411,9 +412,9 @@ def postprocess_speed(seconds: float, reps: int) -> dict:
         formats[fmt] = {"seconds": summary(times), "fraction_of_duration": round(median / seconds, 5)}
     started = time.perf_counter()
     loudness.normalize_loudness(audio, MODEL_RATE)
-    loudness = time.perf_counter() - started
+    normalize_s = time.perf_counter() - started
     return {"audio_seconds": seconds, "channels": 2, "rate_in": MODEL_RATE, "rate_out": POSTPROCESS_RATE,
-            "formats": formats, "normalize_loudness_fraction": round(loudness / seconds, 5),
+            "formats": formats, "normalize_loudness_fraction": round(normalize_s / seconds, 5),
             "worst_fraction": max(entry["fraction_of_duration"] for entry in formats.values())}
 
 

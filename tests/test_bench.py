@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import gpu, pool, report, scenarios
 from audiocraft_webui.config import REPO_ROOT
+from benchmarks import gpu, pool, report, scenarios
 
 #: Every figure a CPU run reports, as paths into its "results".
 FIGURES = [

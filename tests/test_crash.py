@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from audiocraft_webui.storage import TrackStore
 from audiocraft_webui.hooks import PAUSE_ENV
+from audiocraft_webui.storage import TrackStore
 from tests.serverproc import LiveClient, ServerProcess, request
 from tests.stems_kit import audio_bytes, noise
 

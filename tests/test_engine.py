@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from audiocraft_webui import heap
-from audiocraft_webui.engines import GenerationSpec, ModelLoadError
 from audiocraft_webui.device import DeviceError, pick_device
+from audiocraft_webui.engines import GenerationSpec, ModelLoadError
 from audiocraft_webui.engines.audiocraft_musicgen import AudiocraftEngine
 from audiocraft_webui.models import ModelCatalog
 

@@ -23,7 +23,6 @@ from audiocraft_webui.protocol import (
     SAMPLE_RATES,
     STEM_TARGETS,
     UPLOAD_ID,
-    GenerationRequest,
     parse_generation_request,
 )
 from tests.fakes import FakeEngine

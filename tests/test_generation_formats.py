@@ -8,9 +8,9 @@ import pytest
 import soundfile as sf
 
 from audiocraft_webui.audio import codecs, dsp
-from tests.support import mp3frames
 from audiocraft_webui.fileio import TMP_PREFIX
 from tests.generation_support import module_env
+from tests.support import mp3frames
 
 env = module_env("formats")
 

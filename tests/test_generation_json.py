@@ -1,4 +1,5 @@
-"""Auto-tune integration (docs/DESIGN.md, "Auto-tune"; the user's values are kept apart from the tuned ones), the track JSON, last_run.json and their documentation."""
+"""Auto-tune integration (docs/DESIGN.md, "Auto-tune"; the user's values are kept apart from the tuned ones), the
+track JSON, last_run.json and their documentation."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
-"""Multi-Band Diffusion decoding: replaces the EnCodec audio, cached, stereo-aware, keeps an appended clip, never loses a track."""
+"""Multi-Band Diffusion decoding: replaces the EnCodec audio, cached, stereo-aware, keeps an appended clip, never
+loses a track."""
 from __future__ import annotations
 
 import numpy as np

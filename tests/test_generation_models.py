@@ -8,9 +8,9 @@ import pytest
 import soundfile as sf
 from audiocraft.models import MusicGen
 
-from tools import tinyhub
 from audiocraft_webui.models import ModelCatalog
 from tests.generation_support import module_env, running_env, spy_on, write_clip
+from tools import tinyhub
 
 BUILTIN = ModelCatalog().keys()
 

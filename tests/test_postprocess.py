@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 
 from audiocraft_webui.audio import codecs, dsp, loudness
-from tests.support import mp3frames
 from audiocraft_webui.audio.codecs import AudioProbeError, AudioTooLongError, EncodeError
+from tests.support import mp3frames
 
 MODEL_RATE = 32000
 

@@ -13,8 +13,16 @@ import numpy as np
 import pytest
 
 from tests.stems_kit import (  # noqa: F401 - fixtures
-    HOSTILE_NAMES, STEM_RATE, app, assert_untouched, fake_engine, leftovers, make_stem_set, make_track,
-    read_wav, sentinels,
+    HOSTILE_NAMES,
+    STEM_RATE,
+    app,
+    assert_untouched,
+    fake_engine,
+    leftovers,
+    make_stem_set,
+    make_track,
+    read_wav,
+    sentinels,
 )
 
 FOUR = ["vocals", "drums", "bass", "other"]

@@ -12,8 +12,17 @@ import pytest
 from audiocraft_webui.audio import dsp
 from audiocraft_webui.jobs import JobState, QueueFull
 from tests.stems_kit import (  # noqa: F401 - fixtures
-    HOSTILE_NAMES, STEM_RATE, app, assert_untouched, audio_bytes, fake_engine, leftovers, make_track, noise,
-    read_wav, sentinels,
+    HOSTILE_NAMES,
+    STEM_RATE,
+    app,
+    assert_untouched,
+    audio_bytes,
+    fake_engine,
+    leftovers,
+    make_track,
+    noise,
+    read_wav,
+    sentinels,
 )
 
 FOUR = ["vocals", "drums", "bass", "other"]

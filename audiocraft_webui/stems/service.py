@@ -13,7 +13,6 @@ import numpy as np
 from .. import protocol
 from ..audio import codecs
 from ..jobs import Job, JobQueue, JobState, QueueFull
-from ..protocol import RequestError
 from ..storage import TrackStore
 from ..tasks import STEM_SPLIT_TASK as TASK
 from ..tasks import GenerateTask, TrackSplitTask, UploadSplitTask

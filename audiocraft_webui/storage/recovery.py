@@ -88,7 +88,8 @@ class RecoverySweep:
                     reason, target = "json_without_audio", path.name
                 else:
                     continue
-            elif path.suffix in self.store.audio_extensions and not (self.store.audio_dir / f"{path.stem}.json").exists():
+            elif path.suffix in self.store.audio_extensions \
+                    and not (self.store.audio_dir / f"{path.stem}.json").exists():
                 reason, target = "audio_without_json", path.name
             else:
                 continue

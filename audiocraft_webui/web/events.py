@@ -9,10 +9,10 @@ from flask_socketio import SocketIO, emit
 from .. import protocol
 from ..jobs import QueueFull
 from ..protocol import GenerationRequest, RequestError
-from .security import GUARDED_HEADERS, POLICY_KEY, SOCKETIO_PATH, check_request
 from ..services import Services
 from ..storage import UnsafeName
 from ..tasks import GenerateTask
+from .security import GUARDED_HEADERS, POLICY_KEY, SOCKETIO_PATH, check_request
 
 log = logging.getLogger(__name__)
 

@@ -52,4 +52,5 @@ def quiet_libraries() -> None:
     ``torch.nn.utils.weight_norm``, which torch flags with a FutureWarning on every load.
     """
     logging.getLogger("audiocraft").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*torch\.nn\.utils\.weight_norm.* is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r".*torch\.nn\.utils\.weight_norm.* is deprecated",
+                            category=FutureWarning)

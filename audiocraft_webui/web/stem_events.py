@@ -9,9 +9,9 @@ from flask import request
 from flask_socketio import SocketIO
 
 from .. import protocol
-from .events import refuse
 from ..protocol import RequestError
 from ..services import Services
+from .events import refuse
 
 #: The original app's ``request_stems`` named the track by its JSON path.
 JSON_PREFIX, JSON_SUFFIX = "static/audio/", ".json"

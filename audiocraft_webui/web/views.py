@@ -8,10 +8,10 @@ from flask import Blueprint, Response, abort, current_app, jsonify, render_templ
 from werkzeug.exceptions import HTTPException
 
 from .. import protocol
-from ..version import __version__
 from ..services import EXTENSION_KEY, Services
 from ..storage import UnsafeName, safe_child, safe_descendant
 from ..uploads import UploadError
+from ..version import __version__
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,15 @@ import urllib.request
 from playwright.sync_api import Page, expect
 
 from .ui import (
-    SYSTEM_MESSAGES, USER_MESSAGES, generate, last_prompt, open_app, setting, stored_chat, submit, wait_state,
+    SYSTEM_MESSAGES,
+    USER_MESSAGES,
+    generate,
+    last_prompt,
+    open_app,
+    setting,
+    stored_chat,
+    submit,
+    wait_state,
 )
 
 #: Whether the waveform canvas has any non-transparent pixel (test instrumentation).

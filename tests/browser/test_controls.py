@@ -9,7 +9,16 @@ import re
 from playwright.sync_api import Page, expect
 
 from .ui import (
-    choose_file, drop_file, forgive, generate, open_app, set_number, setting, submit, wait_state, wav_bytes,
+    choose_file,
+    drop_file,
+    forgive,
+    generate,
+    open_app,
+    set_number,
+    setting,
+    submit,
+    wait_state,
+    wav_bytes,
 )
 
 RANGES = ("duration", "top_k", "top_p", "temperature", "cfg_coef")

@@ -5,7 +5,15 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 from .ui import (
-    SYSTEM_MESSAGES, choose_file, job_message, last_prompt, open_app, set_number, submit, wait_state, wav_bytes,
+    SYSTEM_MESSAGES,
+    choose_file,
+    job_message,
+    last_prompt,
+    open_app,
+    set_number,
+    submit,
+    wait_state,
+    wav_bytes,
 )
 
 #: Counts submit_sliders frames sent on the page's WebSocket.

@@ -1,7 +1,8 @@
 """Static checks of the browser code: module graph, house rules, template hygiene and the RU/EN dictionaries.
 
 These run without a browser. They keep the frontend's architecture honest: feature modules talk
-through the bus and never import each other (``getSettings`` and ``t`` are the allowed exceptions),
+through the bus and never import each other (``getSettings`` and ``t`` are the allowed exceptions) and
+a feature split by concern keeps its parts (``chat-jobs.js``) private, no module reaches 400 lines,
 importing a module has no side effects, nothing is written to ``window``, no markup is built from
 data, the page has no inline script, style or handler (the CSP forbids them anyway), and every
 string the page shows exists in both languages.
@@ -23,10 +24,13 @@ TEMPLATE = ROOT / "templates" / "index.html"
 LOCALES = {lang: ROOT / "static" / "locales" / f"{lang}.json" for lang in ("en", "ru")}
 
 #: Shared infrastructure any module may import; everything else under static/js is a feature module.
-INFRA = {"bus", "dom", "http", "store", "socket", "i18n", "render", "dialog", "zip", "wav"}
+INFRA = {"bus", "dom", "http", "store", "socket", "i18n", "render", "dialog"}
 ENTRY = "main"
 #: The only names a feature module may import from another feature module.
 ALLOWED_CROSS = {"settings": {"getSettings"}}
+#: `<feature>-<part>.js` is a private part of a feature split by concern (chat-jobs.js of chat.js): it is
+#: imported only by its feature and that feature's other parts, and imports only infrastructure and them.
+PART = re.compile(r"^([a-z]+)-[a-z]+$")
 
 IMPORT = re.compile(r"""^import\s+(?:\{([^}]*)\}\s+from\s+)?["']([^"']+)["'];?""", re.M)
 TOP_LEVEL_OK = re.compile(r"^(import |export |const |let |function |async function |class |\}|\)|\]|/\*|\*/|//|$)")
@@ -69,6 +73,12 @@ def test_every_module_is_reachable_from_main() -> None:
     assert seen == set(sources), f"modules nothing imports: {sorted(set(sources) - seen)}"
 
 
+def feature_of(name: str) -> str | None:
+    """The feature a private part belongs to (`chat` for chat-jobs), None for any other module."""
+    match = PART.match(name)
+    return match.group(1) if match else None
+
+
 def test_feature_modules_do_not_import_each_other() -> None:
     sources = modules()
     features = set(sources) - INFRA - {ENTRY}
@@ -79,9 +89,30 @@ def test_feature_modules_do_not_import_each_other() -> None:
                 continue  # vendored code
             if name in INFRA:
                 assert target in INFRA, f"infrastructure module {name}.js imports feature module {target}.js"
+            elif feature_of(target):
+                assert feature_of(target) in (name, feature_of(name)), (
+                    f"{name}.js imports {target}.js, a private part of {feature_of(target)}.js")
+            elif feature_of(name):
+                assert target in INFRA, f"{name}.js, a part of {feature_of(name)}.js, imports feature module {target}.js"
             elif target in features:
                 allowed = ALLOWED_CROSS.get(target, set())
                 assert names and names <= allowed, f"{name}.js imports {names or '*'} from feature module {target}.js"
+
+
+def test_parts_belong_to_a_feature_and_the_entry_imports_none() -> None:
+    sources = modules()
+    for name in sources:
+        owner = feature_of(name)
+        assert not owner or (owner in sources and owner not in INFRA and not feature_of(owner)), (
+            f"{name}.js is named as a part of {owner}.js, which is not a feature module")
+    for spec, _ in imports(sources[ENTRY]):
+        assert not feature_of(Path(spec).stem), f"{ENTRY}.js imports {spec}, a private part of a feature"
+
+
+def test_every_module_is_under_400_lines() -> None:
+    """A module that grows past this is split by concern (a feature into its private parts)."""
+    for name, source in modules().items():
+        assert len(source.splitlines()) < 400, f"{name}.js has {len(source.splitlines())} lines"
 
 
 def test_importing_a_module_has_no_side_effects() -> None:
@@ -174,7 +205,7 @@ def test_dictionaries_have_the_same_keys_and_no_empty_text() -> None:
 def test_every_key_the_page_uses_exists() -> None:
     english = locale("en")
     used = set(scan_template().keys)
-    literal = re.compile(r'(?:\bt\(|translate\([^,()]+,\s*|tEl\("\w+",\s*|\bkey:\s*|confirm: |title: |text: )'
+    literal = re.compile(r'(?:\bt\(|(?:translate|setStatus)\([^,()]+,\s*|tEl\("\w+",\s*|\bkey:\s*|confirm: |title: |text: )'
                          r'"([a-z][\w.]*\.[\w.]+)"')
     attribute = re.compile(r"""i18n-?[aA]ttr"?:? ?=? ?["`][\w-]+:([a-z][\w.]*\.[\w.]+)["`]""")
     for source in modules().values():

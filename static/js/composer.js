@@ -1,7 +1,7 @@
 /**
- * The prompt box: Enter / Ctrl+Enter submit (one listener, D29), Shift+Enter adds a line, an empty
- * prompt is refused here, a dropped audio file becomes an upload, and Submit / Cancel follow the
- * chat's double-submit guard (`composer:busy`).
+ * The prompt box: Enter / Ctrl+Enter submit (one listener, so a key press submits once), Shift+Enter
+ * adds a line, an empty prompt is refused here, a dropped audio file becomes an upload, and Submit /
+ * Cancel follow the chat's double-submit guard (`composer:busy`).
  * Emits `job:submit {text, payload}` and `composer:cancel`.
  * @module composer
  */

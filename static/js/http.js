@@ -1,5 +1,5 @@
 /**
- * HTTP calls to the server's JSON routes and uploads; errors carry the server's message.
+ * HTTP calls to the server's JSON routes, uploads and downloads; errors carry the server's message.
  * @module http
  */
 
@@ -17,16 +17,8 @@ export class HttpError extends Error {
 }
 
 async function send(url, options) {
-  let response;
-  try {
-    response = await fetch(url, { ...options, headers: { Accept: "application/json", ...options?.headers } });
-  } catch (error) {
-    throw new HttpError(0, error.message);
-  }
-  const isJson = (response.headers.get("content-type") ?? "").includes("json");
-  const body = isJson ? await response.json() : null;
-  if (!response.ok) throw new HttpError(response.status, body?.error ?? response.statusText);
-  return body;
+  const response = await fetchOk(url, { ...options, headers: { Accept: "application/json", ...options?.headers } });
+  return isJson(response) ? response.json() : null;
 }
 
 /**
@@ -70,13 +62,63 @@ export function uploadFile(url, field, file) {
  * @returns {Promise<ArrayBuffer>}
  * @throws {HttpError}
  */
-export async function getBytes(url) {
+export function getBytes(url) {
+  return fetchBody(url, { method: "GET" }, "arrayBuffer");
+}
+
+/**
+ * GET a file the server builds (a ZIP, say) as a Blob, to save under a name of the page's choosing.
+ * @param {string} url same-origin URL
+ * @returns {Promise<Blob>}
+ * @throws {HttpError} with the server's `error` text when it answers JSON
+ */
+export function getBlob(url) {
+  return fetchBody(url, { method: "GET" }, "blob");
+}
+
+/**
+ * POST a JSON body and read the answer as a Blob (a WAV mixdown, say).
+ * @param {string} url same-origin URL
+ * @param {object} body sent as JSON
+ * @returns {Promise<Blob>}
+ * @throws {HttpError} with the server's `error` text when it answers JSON
+ */
+export function postJsonForBlob(url, body) {
+  const options = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  return fetchBody(url, options, "blob");
+}
+
+/** Fetch, turning a network failure or a non-2xx answer into an HttpError (with the JSON `error` if any). */
+async function fetchOk(url, options) {
   let response;
   try {
-    response = await fetch(url);
+    response = await fetch(url, options);
   } catch (error) {
     throw new HttpError(0, error.message);
   }
-  if (!response.ok) throw new HttpError(response.status, response.statusText);
-  return response.arrayBuffer();
+  if (!response.ok) throw new HttpError(response.status, await errorText(response));
+  return response;
+}
+
+/** Fetch and read the whole body (`arrayBuffer` or `blob`); a connection lost while reading is status 0. */
+async function fetchBody(url, options, type) {
+  const response = await fetchOk(url, options);
+  try {
+    return await response[type]();
+  } catch (error) {
+    throw new HttpError(0, error.message);
+  }
+}
+
+function isJson(response) {
+  return (response.headers.get("content-type") ?? "").includes("json");
+}
+
+async function errorText(response) {
+  if (!isJson(response)) return response.statusText;
+  try {
+    return (await response.json())?.error || response.statusText;
+  } catch {
+    return response.statusText;
+  }
 }

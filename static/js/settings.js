@@ -1,8 +1,9 @@
 /**
  * The generation settings form: model, the slider + number pairs (ranges from the server's boot
- * config, D20), Top K / Top P exclusivity, seed auto / manual / roll (auto is a preference kept
- * apart from the last seed, D17), artist, format, sample rate, switches; persisted in localStorage;
- * "Restore last run". `getSettings()` turns the form into the `submit_sliders` fields.
+ * config, so the form and the server share one range), Top K / Top P exclusivity, seed auto / manual /
+ * roll (auto is a preference kept apart from the last seed, so a reload keeps Auto-seed on), artist,
+ * format, sample rate, switches; persisted in localStorage; "Restore last run". `getSettings()` turns
+ * the form into the `submit_sliders` fields.
  * @module settings
  */
 import { emit, on } from "./bus.js";
@@ -121,7 +122,7 @@ function defaults(boot) {
   };
 }
 
-/** Form values from a stored request (last_run.json's `request`: the user's own values, D18). */
+/** Form values from a stored request (last_run.json's `request`: the user's own values, never auto-tuned ones). */
 function fromRequest(request) {
   if (!request || typeof request !== "object") return {};
   const values = {

@@ -1,18 +1,17 @@
 /**
  * Stems: "Separate stems" for the active track (`request_stems`), its progress, and the mixer shown
  * when there are stems (of a track, or of any file via `stems:show`): per-stem play, solo, mute and
- * volume, synchronised playback through Web Audio, a 16-bit WAV mixdown of the selected stems and a
- * ZIP of the selected or of all stems, both built in the browser.
+ * volume, synchronised playback through Web Audio, and the downloads the server builds: a 16-bit WAV
+ * mixdown of the selected stems as the user hears them (solo, mute and volume applied) and a ZIP of
+ * the selected or of all stems, saved under the page's own file names.
  * @module stems
  */
 import { emit, on } from "./bus.js";
-import { $, $$, delegate, el, fileName, fileStamp, saveBlob, stemOf } from "./dom.js";
-import { getBytes, getJson } from "./http.js";
+import { $, $$, assetUrl, delegate, el, fileStamp, saveBlob, stemOf } from "./dom.js";
+import { getBlob, getBytes, getJson, HttpError, postJsonForBlob } from "./http.js";
 import { clearText, hasKey, translate } from "./i18n.js";
 import { setProgress, stemRowNode } from "./render.js";
 import { request } from "./socket.js";
-import { encodeWav, mixdown } from "./wav.js";
-import { storeZip } from "./zip.js";
 
 const SOURCE = "stems";
 const START_DELAY_S = 0.05;
@@ -39,7 +38,6 @@ export function initStems(root, boot) {
     source: null,
     stems: [],
     controls: new Map(),
-    bytes: new Map(),
     buffers: new Map(),
     context: null,
     voices: [],
@@ -71,8 +69,7 @@ function setSource(mixer, source) {
   stop(mixer);
   mixer.source = source;
   mixer.stems = [];
-  mixer.bytes.clear();
-  mixer.buffers.clear();
+  mixer.buffers = new Map(); // a new map: a decode still running for the previous source fills the old one
   mixer.controls.clear();
   mixer.list.replaceChildren();
   mixer.box.hidden = true;
@@ -192,7 +189,7 @@ function onMixerAction(mixer, action) {
     "mixer-zip-selected": () => downloadZip(mixer, selected),
     "mixer-zip-all": () => downloadZip(mixer, all),
   }[action];
-  Promise.resolve(run?.()).catch((error) => setStatus(mixer, "stems.failed", { message: error.message }, "error"));
+  Promise.resolve(run?.()).catch((error) => showError(mixer, error));
 }
 
 async function requestStems(mixer) {
@@ -205,22 +202,17 @@ async function requestStems(mixer) {
 
 // ---- audio ------------------------------------------------------------------------------------
 
-async function loadBytes(mixer, names) {
-  await Promise.all(names.filter((name) => !mixer.bytes.has(name)).map(async (name) => {
-    const stem = mixer.stems.find((item) => item.name === name);
-    mixer.bytes.set(name, new Uint8Array(await getBytes(stem.url.startsWith("/") ? stem.url : `/${stem.url}`)));
-  }));
-}
-
-/** Decode (once) the stems named; the AudioContext is made on the first user action. */
+/** Fetch and decode (once) the stems named; the AudioContext is made on the first user action. */
 async function decode(mixer, names) {
   mixer.context ??= new AudioContext();
-  await loadBytes(mixer, names);
-  await Promise.all(names.filter((name) => !mixer.buffers.has(name)).map(async (name) => {
-    mixer.buffers.set(name, await mixer.context.decodeAudioData(mixer.bytes.get(name).slice().buffer));
+  const { buffers } = mixer;
+  await Promise.all(names.filter((name) => !buffers.has(name)).map(async (name) => {
+    const stem = mixer.stems.find((item) => item.name === name);
+    buffers.set(name, await mixer.context.decodeAudioData(await getBytes(assetUrl(stem.url))));
   }));
 }
 
+/** The gain a stem is heard at: 0 when muted or when another stem is soloed, else its volume. */
 function gainOf(mixer, name) {
   const control = mixer.controls.get(name);
   const soloing = [...mixer.controls.values()].some((item) => item.solo);
@@ -233,8 +225,10 @@ function applyGains(mixer) {
 
 /** Start the named stems together, sample-aligned on one AudioContext clock. */
 async function play(mixer, names) {
+  const { source: shown } = mixer;
   await decode(mixer, names);
   await mixer.context.resume();
+  if (mixer.source !== shown) return;
   stop(mixer);
   emit("audio:playing", { source: SOURCE });
   const { context } = mixer;
@@ -274,10 +268,23 @@ function showPlaying(mixer) {
   }
 }
 
-// ---- downloads --------------------------------------------------------------------------------
+// ---- downloads (built by the server) ------------------------------------------------------------
 
 function baseName(mixer) {
   return mixer.source?.kind === "track" ? mixer.source.name : stemOf(mixer.source?.name ?? "stems");
+}
+
+/** A stem route of the shown set: `/stems_<what>/<track>` or `/stems_any_<what>/<id>`. */
+function routeOf(mixer, what) {
+  const { kind, name, id } = mixer.source;
+  return kind === "track" ? `/stems_${what}/${encodeURIComponent(name)}` : `/stems_any_${what}/${encodeURIComponent(id)}`;
+}
+
+/** The mixdown request for the stems named: each at the gain the user hears (see gainOf) and its mute. */
+function mixBody(mixer, names) {
+  return {
+    stems: Object.fromEntries(names.map((name) => [name, { gain: gainOf(mixer, name), mute: mixer.controls.get(name).mute }])),
+  };
 }
 
 async function downloadMix(mixer, names) {
@@ -285,11 +292,15 @@ async function downloadMix(mixer, names) {
     setStatus(mixer, "stems.none_selected", undefined, "error");
     return;
   }
-  await decode(mixer, names);
-  const layers = names.map((name) => ({ buffer: mixer.buffers.get(name), gain: mixer.controls.get(name).volume }));
-  const blob = encodeWav(mixdown(layers), layers[0].buffer.sampleRate);
-  saveBlob(blob, `${baseName(mixer)}_mix_${names.join("+")}_${fileStamp()}.wav`);
-  setStatus(mixer, "stems.mixed", { count: names.length }, "success");
+  const body = mixBody(mixer, names);
+  const heard = names.filter((name) => !body.stems[name].mute && body.stems[name].gain > 0);
+  if (!heard.length) {
+    setStatus(mixer, "stems.all_silent", undefined, "error");
+    return;
+  }
+  setStatus(mixer, "stems.mixing");
+  await fetchAndSave(mixer, () => postJsonForBlob(routeOf(mixer, "mix"), body),
+    `${baseName(mixer)}_mix_${names.join("+")}_${fileStamp()}.wav`, { key: "stems.mixed", vars: { names: heard.join(", ") } });
 }
 
 async function downloadZip(mixer, names) {
@@ -297,11 +308,32 @@ async function downloadZip(mixer, names) {
     setStatus(mixer, "stems.none_selected", undefined, "error");
     return;
   }
-  await loadBytes(mixer, names);
-  const files = names.map((name) => ({
-    name: fileName(mixer.stems.find((stem) => stem.name === name).url), bytes: mixer.bytes.get(name),
-  }));
-  const suffix = names.length === mixer.stems.length ? "stems" : names.join("+");
-  saveBlob(storeZip(files), `${baseName(mixer)}_${suffix}.zip`);
-  setStatus(mixer, "stems.zipped", { count: names.length }, "success");
+  const all = names.length === mixer.stems.length;
+  const query = all ? "" : `?stems=${names.map(encodeURIComponent).join(",")}`;
+  setStatus(mixer, "stems.zipping");
+  await fetchAndSave(mixer, () => getBlob(`${routeOf(mixer, "zip")}${query}`),
+    `${baseName(mixer)}_${all ? "stems" : names.join("+")}.zip`, { key: "stems.zipped", vars: { count: names.length } });
+}
+
+/** Fetch the file the server builds, save it as `name` and report `done`; failures go to the status line. */
+async function fetchAndSave(mixer, fetchFile, name, done) {
+  const { source } = mixer;
+  let blob;
+  try {
+    blob = await fetchFile();
+  } catch (error) {
+    if (mixer.source === source) showError(mixer, error);
+    return;
+  }
+  saveBlob(blob, name);
+  if (mixer.source === source) setStatus(mixer, done.key, done.vars, "success");
+}
+
+/** A failed request or action, said in the user's language: unreachable, gone, refused (with why), other. */
+function showError(mixer, error) {
+  if (!(error instanceof HttpError)) setStatus(mixer, "stems.error", { message: error.message }, "error");
+  else if (error.status === 0) setStatus(mixer, "stems.error_network", undefined, "error");
+  else if (error.status === 404) setStatus(mixer, "stems.error_missing", undefined, "error");
+  else if (error.status < 500) setStatus(mixer, "stems.error_refused", { message: error.message }, "error");
+  else setStatus(mixer, "stems.error_server", { status: error.status, message: error.message }, "error");
 }

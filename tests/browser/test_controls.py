@@ -1,6 +1,6 @@
-"""The settings form: server ranges (D20), models and the melody-only audio prompt, Top K / Top P exclusivity,
-seed auto / manual / roll (D17), persistence, "Restore last run", every control reaching the server, drag & drop
-and uploads."""
+"""The settings form: server ranges (one range for the form and the server), models and the melody-only audio
+prompt, Top K / Top P exclusivity, seed auto / manual / roll (Auto-seed survives a reload), persistence,
+"Restore last run", every control reaching the server, drag & drop and uploads."""
 from __future__ import annotations
 
 import json

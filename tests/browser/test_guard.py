@@ -1,5 +1,6 @@
 """The double-submit guard: Submit is blocked while this tab's job is open and released when the job is done,
-refused, failed (D9) or cancelled; Enter / Ctrl+Enter submit exactly once (D29), Shift+Enter adds a line."""
+refused, failed (a worker failure must not lock the UI) or cancelled; Enter / Ctrl+Enter submit exactly once
+(one key listener), Shift+Enter adds a line."""
 from __future__ import annotations
 
 from playwright.sync_api import Page, expect
@@ -90,7 +91,7 @@ def test_a_refused_request_releases_the_guard(page: Page, live_server) -> None:
 
 
 def test_a_failed_job_shows_its_error_and_releases_the_guard(page: Page, live_server) -> None:
-    """D9: a job failing on the worker (a continuation clip shorter than one codec frame) must not lock the UI."""
+    """A job failing on the worker (a continuation clip shorter than one codec frame) must not lock the UI."""
     open_app(page, live_server)
     choose_file(page, "[data-purpose=continuation] [data-role=upload-input]", "blip.wav", wav_bytes(0.005))
     expect(page.locator("[data-purpose=continuation]")).to_have_attribute("data-state", "ready")
@@ -104,7 +105,7 @@ def test_a_failed_job_shows_its_error_and_releases_the_guard(page: Page, live_se
 
 
 def test_a_reload_mid_job_keeps_one_live_message_and_the_guard(page: Page, live_server) -> None:
-    """The job message is data keyed by job id: after a reload it follows the server's queue, no stale bubble (D14)."""
+    """The job message is data keyed by job id: after a reload it follows the server's queue, no stale bubble."""
     open_app(page, live_server)
     set_number(page, "duration", 60)
     message = submit(page, "reload while it runs")

@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "or a random token printed at start")
     parser.add_argument("--auth", metavar="USER:PASSWORD", default=None,
                         help="require this user name and password (HTTP Basic) for the page, routes and Socket.IO")
-    parser.add_argument("--max-upload-mb", type=int, default=DEFAULTS["MAX_CONTENT_LENGTH"] // MB,
+    parser.add_argument("--max-upload-mb", type=int, default=int(str(DEFAULTS["MAX_CONTENT_LENGTH"])) // MB,
                         help="largest accepted upload in MB (default: %(default)s)")
     parser.add_argument("--device", default=DEFAULTS["DEVICE"],
                         help="torch device: auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N")

@@ -21,12 +21,12 @@ def create_app(overrides: dict | None = None, *, engine=None):
     from flask import Flask
     from flask_socketio import SocketIO
 
-    from .config import DEFAULTS, REPO_ROOT
+    from .config import DEFAULTS, STATIC_DIR, TEMPLATE_DIR
     from .services import EXTENSION_KEY, build_services
     from .web import events, stem_events, stem_views, views
     from .web.security import POLICY_KEY, AccessPolicy, RequestGuard
 
-    app = Flask(__name__, static_folder=str(REPO_ROOT / "static"), template_folder=str(REPO_ROOT / "templates"))
+    app = Flask(__name__, static_folder=str(STATIC_DIR), template_folder=str(TEMPLATE_DIR))
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("AUDIOCRAFT_WEBUI")
     app.config.from_mapping(overrides or {})
@@ -41,7 +41,7 @@ def create_app(overrides: dict | None = None, *, engine=None):
     events.register(socketio, services)
     stem_events.register(socketio, services)
     app.extensions[POLICY_KEY] = policy = AccessPolicy.from_config(app.config)
-    app.wsgi_app = RequestGuard(app.wsgi_app, policy)
+    app.wsgi_app = RequestGuard(app.wsgi_app, policy)  # type: ignore[method-assign]  # Flask's middleware pattern
     if app.config["START_WORKER"]:
         services.worker.start()
     return app

@@ -73,11 +73,8 @@ def _install_torchaudio_extension_stub() -> None:
 def _torchaudio_extension_stub() -> types.ModuleType:
     """Build the stand-in module with the names torchaudio imports from its real ``_extension``."""
     stub = _stub_module(_TORCHAUDIO_EXTENSION, "Stand-in for torchaudio's compiled-extension loader.")
-    stub._IS_TORCHAUDIO_EXT_AVAILABLE = False
-    stub._IS_ALIGN_AVAILABLE = False
-    stub._load_lib = _load_no_lib
-    stub._check_cuda_version = _check_no_cuda_version
-    stub.fail_if_no_align = _fail_without_align
+    vars(stub).update(_IS_TORCHAUDIO_EXT_AVAILABLE=False, _IS_ALIGN_AVAILABLE=False, _load_lib=_load_no_lib,
+                      _check_cuda_version=_check_no_cuda_version, fail_if_no_align=_fail_without_align)
     return stub
 
 
@@ -144,10 +141,9 @@ def _install_xformers_stub() -> None:
         return
     package = _stub_module("xformers", "Stand-in for xformers: the pieces audiocraft's torch attention uses.")
     ops = _stub_module("xformers.ops", "Stand-in for xformers.ops.")
-    ops.unbind = _unbind
-    ops.LowerTriangularMask = LowerTriangularMask
-    ops.memory_efficient_attention = _no_memory_efficient_attention
-    package.ops = ops
+    vars(ops).update(unbind=_unbind, LowerTriangularMask=LowerTriangularMask,
+                     memory_efficient_attention=_no_memory_efficient_attention)
+    vars(package).update(ops=ops)
     sys.modules["xformers"] = package
     sys.modules["xformers.ops"] = ops
     logger.debug("registered the xformers stand-in")

@@ -4,6 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The app's own page assets (the data folders under it are served only by their own routes).
+STATIC_DIR = REPO_ROOT / "static"
+TEMPLATE_DIR = REPO_ROOT / "templates"
 
 DEFAULTS: dict[str, object] = {
     # Network: loopback only unless --listen; extra Host names allowed with --allowed-host.

@@ -41,14 +41,14 @@ def temp_file(folder: Path, suffix: str = "") -> Iterator[tuple[IO[bytes], Path]
         raise
 
 
-def write_temp(folder: Path, writer: Callable[[IO[bytes]], None], suffix: str = "") -> Path:
+def write_temp(folder: Path, writer: Callable[[IO[bytes]], object], suffix: str = "") -> Path:
     """Write a complete temp file with ``writer`` and return its path (not yet renamed)."""
     with temp_file(folder, suffix) as (handle, path):
         writer(handle)
     return path
 
 
-def atomic_write_bytes(path: Path, writer: Callable[[IO[bytes]], None]) -> None:
+def atomic_write_bytes(path: Path, writer: Callable[[IO[bytes]], object]) -> None:
     """Replace ``path`` atomically with what ``writer`` writes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = write_temp(path.parent, writer, path.suffix)

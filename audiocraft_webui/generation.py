@@ -158,7 +158,7 @@ class GenerationRunner:
         new_audio, mbd_info = self._decode(output, request, progress, generate_end)
         fields: dict = {"multi_band_diffusion": mbd_info}
         progress.phase("postprocessing", 0.9, 0.95)
-        if clip is not None:
+        if clip is not None and prompt_clip is not None:
             joined, native_rate = self._append(job, request, clip, prompt_clip, new_audio, output.sample_rate, fields)
             rate = output_rate(request, native_rate)
             audio = dsp.resample(joined, native_rate, rate)

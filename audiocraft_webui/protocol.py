@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
 
 from .models import ModelCatalog
+
+Choice = TypeVar("Choice", str, int, str | int)
 
 # Client -> server
 SUBMIT_SLIDERS = "submit_sliders"
@@ -39,7 +42,7 @@ DEMUCS_ANY_DONE = "demucs_any_done"
 TRACKS_CHANGED = "tracks_changed"
 
 FORMATS = ("wav", "flac", "mp3")
-SAMPLE_RATES = ("original", 48000, 32000, 16000)
+SAMPLE_RATES: tuple[str | int, ...] = ("original", 48000, 32000, 16000)
 STEM_TARGETS = ("", "vocals", "drums", "bass", "other", "all")
 MAX_PROMPT_CHARS = 2000
 MAX_ARTIST_CHARS = 64
@@ -143,7 +146,7 @@ def _flag(name: str, raw: object, default: bool) -> bool:
     raise RequestError(name, f"{name} must be true or false")
 
 
-def _choice(name: str, raw: object, options: tuple, default: object) -> object:
+def _choice(name: str, raw: object, options: tuple[Choice, ...], default: Choice) -> Choice:
     """Accept one of a fixed set of values (numbers may arrive as strings)."""
     if raw is None or raw == "":
         return default
@@ -213,7 +216,8 @@ def parse_generation_request(payload: object, catalog: ModelCatalog) -> Generati
                            f"unknown model {str(model_name)[:60]!r}; choose one of {', '.join(catalog.keys())}")
 
     clamped: dict = {}
-    numbers = {name: _ranged(name, merged[name], clamped) for name in RANGES if merged.get(name) not in (None, "")}
+    numbers: dict[str, Any] = {name: _ranged(name, merged[name], clamped) for name in RANGES
+                               if merged.get(name) not in (None, "")}
     audio_prompt = upload_ref("audio_prompt", payload.get("audio_prompt", payload.get("audioPromptUrl")))
     if audio_prompt and not model.melody:
         raise RequestError("audio_prompt", f"model {model.key!r} cannot use an audio prompt; choose a melody model")

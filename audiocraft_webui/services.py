@@ -82,9 +82,10 @@ class Services:
         The worker's terminal event carries a job's result only on success; this keeps e.g. the
         track name of a failed stem split in its ``postprocess_done`` too.
         """
-        job = self.queue.get(payload.get("job_id")) if isinstance(payload, dict) else None
+        job_id = payload.get("job_id") if isinstance(payload, dict) else None
+        job = self.queue.get(job_id) if isinstance(job_id, str) else None
         fields = job.task.event_fields() if job else {}
-        self.emit(event, {**fields, **payload} if fields else payload, to=to)
+        self.emit(event, {**fields, **payload} if fields and isinstance(payload, dict) else payload, to=to)
 
     def broadcast_queue(self) -> None:
         """Send the queue snapshot to every tab (so a second tab sees the same state)."""

@@ -22,9 +22,11 @@ FIGURES = [
     ("first_progress", "ms", "median"),
     ("ui_ready", "ratio"), ("ui_ready", "ready_s", "median"), ("ui_ready", "import_audiocraft_s", "median"),
     ("stems", "ratio"), ("stems", "cli_ratio"), ("stems", "cli_s", "median"),
-    ("postprocess", "formats", "wav", "fraction_of_duration"), ("postprocess", "formats", "flac", "fraction_of_duration"),
+    ("postprocess", "formats", "wav", "fraction_of_duration"),
+    ("postprocess", "formats", "flac", "fraction_of_duration"),
     ("postprocess", "formats", "mp3", "fraction_of_duration"),
-    ("memory", "start_mb"), ("memory", "loaded_mb"), ("memory", "unload", "before_mb"), ("memory", "unload", "after_mb"),
+    ("memory", "start_mb"), ("memory", "loaded_mb"), ("memory", "unload", "before_mb"),
+    ("memory", "unload", "after_mb"),
     ("memory", "unload", "ratio"), ("memory", "switch", "peak_mb"), ("memory", "switch", "ratio"),
 ]
 

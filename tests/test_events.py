@@ -78,7 +78,7 @@ def test_last_run_keeps_the_users_values_and_prefills_the_page(sio, client, serv
     assert last_run["request"]["seed"] == -1 and last_run["last_seed"] == ack["seed"]
     assert last_run["request"]["duration"] == 2 and last_run["request"]["artist"] == "Band"
     page = client.get("/").get_data(as_text=True)
-    assert '"last_seed": %d' % ack["seed"] in page or f'"last_seed":{ack["seed"]}' in page.replace(" ", "")
+    assert f'"last_seed": {ack["seed"]:d}' in page or f'"last_seed":{ack["seed"]}' in page.replace(" ", "")
 
 
 @pytest.mark.parametrize("payload,field", [

@@ -40,7 +40,8 @@ scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40), st.sampled_from(HUGE),
     st.sampled_from(["small", "melody", "../../x", "/etc/passwd", "facebook/musicgen-small", "NaN", "inf", "1e309",
-                     "30", "-1", "", " ", "wav", "exe", "48000", "12345", "all", "vocals", "true", "static/audio/x.json"]),
+                     "30", "-1", "", " ", "wav", "exe", "48000", "12345", "all", "vocals", "true",
+                     "static/audio/x.json"]),
 )
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                                          max_size=4), max_leaves=8)

@@ -68,7 +68,8 @@ def test_cross_origin_posts_are_refused_and_change_nothing(client, services, dat
     assert [track.base for track in services.store.list_tracks()] == ["keep_me"]
 
 
-@pytest.mark.parametrize("path,method", [("/", "GET"), ("/api/tracks", "GET"), ("/static/vendor/socket.io.esm.min.js", "GET"),
+@pytest.mark.parametrize("path,method", [("/", "GET"), ("/api/tracks", "GET"),
+                                         ("/static/vendor/socket.io.esm.min.js", "GET"),
                                          ("/delete_all_audio", "POST"), (HANDSHAKE, "GET")])
 def test_a_rebinding_host_is_refused_on_pages_routes_and_the_handshake(client, services, path, method):
     commit_track(services)
@@ -173,7 +174,8 @@ def basic_app(make_app):
     return make_app({"HOST": "0.0.0.0", "AUTH_BASIC": "ann:s3cret"})
 
 
-@pytest.mark.parametrize("path,method", [("/", "GET"), ("/api/tracks", "GET"), ("/static/vendor/socket.io.esm.min.js", "GET"),
+@pytest.mark.parametrize("path,method", [("/", "GET"), ("/api/tracks", "GET"),
+                                         ("/static/vendor/socket.io.esm.min.js", "GET"),
                                          ("/delete_all_audio", "POST"), (HANDSHAKE, "GET")])
 def test_with_a_password_every_request_needs_it(basic_app, path, method):
     client = basic_app.test_client()

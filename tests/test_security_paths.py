@@ -31,7 +31,8 @@ TRACK = "small_01012025_10_00"
 #: The classic path-traversal names, plus encodings of the same ideas.
 ROW1_NAMES = ["../../webui.py", "..%2f..%2fwebui.py", "%252e%252e%252f", "..\\..\\webui.py", "/etc/passwd",
               "C:\\Windows\\win.ini", "//server/share", "a%00.wav", "a\x00.wav", "", ".", "..", "audio", "stems", "*",
-              "../webui", "..%5c..%5cwebui.py", "%2e%2e", "CON", "CON.wav", "NUL.json", "webui.py ", "x.", "\\\\?\\C:\\x"]
+              "../webui", "..%5c..%5cwebui.py", "%2e%2e", "CON", "CON.wav", "NUL.json", "webui.py ", "x.",
+              "\\\\?\\C:\\x"]
 
 
 @pytest.fixture

@@ -93,7 +93,8 @@ def test_feature_modules_do_not_import_each_other() -> None:
                 assert feature_of(target) in (name, feature_of(name)), (
                     f"{name}.js imports {target}.js, a private part of {feature_of(target)}.js")
             elif feature_of(name):
-                assert target in INFRA, f"{name}.js, a part of {feature_of(name)}.js, imports feature module {target}.js"
+                assert target in INFRA, \
+                    f"{name}.js, a part of {feature_of(name)}.js, imports feature module {target}.js"
             elif target in features:
                 allowed = ALLOWED_CROSS.get(target, set())
                 assert names and names <= allowed, f"{name}.js imports {names or '*'} from feature module {target}.js"
@@ -205,8 +206,8 @@ def test_dictionaries_have_the_same_keys_and_no_empty_text() -> None:
 def test_every_key_the_page_uses_exists() -> None:
     english = locale("en")
     used = set(scan_template().keys)
-    literal = re.compile(r'(?:\bt\(|(?:translate|setStatus)\([^,()]+,\s*|tEl\("\w+",\s*|\bkey:\s*|confirm: |title: |text: )'
-                         r'"([a-z][\w.]*\.[\w.]+)"')
+    literal = re.compile(r'(?:\bt\(|(?:translate|setStatus)\([^,()]+,\s*|tEl\("\w+",\s*|\bkey:\s*'
+                         r'|confirm: |title: |text: )"([a-z][\w.]*\.[\w.]+)"')
     attribute = re.compile(r"""i18n-?[aA]ttr"?:? ?=? ?["`][\w-]+:([a-z][\w.]*\.[\w.]+)["`]""")
     for source in modules().values():
         used |= set(literal.findall(source)) | set(attribute.findall(source))

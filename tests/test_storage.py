@@ -30,7 +30,8 @@ def test_names_follow_the_original_pattern():
 
 
 @pytest.mark.parametrize("artist,expected", [
-    ("../../etc", "etc"), ("/", ""), ("CON", "CON"), ("Мой Бэнд", "Moy-Bend"), ("Щука", "Shchuka"), ("☃", ""), ("Émilie ☃ Jazz", "Emilie-Jazz"),
+    ("../../etc", "etc"), ("/", ""), ("CON", "CON"), ("Мой Бэнд", "Moy-Bend"), ("Щука", "Shchuka"), ("☃", ""),
+    ("Émilie ☃ Jazz", "Emilie-Jazz"),
     ("a\nb\u202ec", "a-bc"), ("x" * 10_000, "x" * 40),
 ])
 def test_artist_is_sanitised_to_a_short_ascii_prefix(artist, expected):

@@ -60,8 +60,9 @@ def test_serve_runs_werkzeug_threaded_server_without_reloader_or_debugger(monkey
 
 
 def test_the_factory_starts_nothing_and_imports_no_torch(tmp_path):
-    code = ("import sys; from audiocraft_webui import create_app; app = create_app({'DATA_DIR': %r}); "
-            "print('torch' in sys.modules, app.extensions['audiocraft_webui'].worker.alive)" % str(tmp_path))
+    code = ("import sys; from audiocraft_webui import create_app; "
+            f"app = create_app({{'DATA_DIR': {str(tmp_path)!r}}}); "
+            "print('torch' in sys.modules, app.extensions['audiocraft_webui'].worker.alive)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["False", "False"], result.stderr
     assert create_app({"DATA_DIR": str(tmp_path), "TESTING": True}).config["TESTING"] is True

@@ -167,7 +167,7 @@ def _is_path(source: AudioSource) -> bool:
 
 def _display_name(source: AudioSource) -> str:
     """Name a source in user-facing messages without revealing server paths."""
-    if _is_path(source):
+    if isinstance(source, (str, os.PathLike)):
         return os.path.basename(os.fspath(source))
     return "the uploaded file"
 
@@ -186,16 +186,19 @@ def probe(source: AudioSource) -> AudioInfo:
             sample rate or zero channels; the message can be shown to the user.
     """
     name = _display_name(source)
-    if _is_path(source) and not os.path.isfile(source):
-        raise AudioProbeError(f"{name}: file not found")
-    position = None if _is_path(source) else source.tell()
+    if isinstance(source, (str, os.PathLike)):
+        if not os.path.isfile(source):
+            raise AudioProbeError(f"{name}: file not found")
+        position = None
+    else:
+        position = source.tell()
     try:
         with sf.SoundFile(source) as handle:
             fmt, rate, channels, frames = handle.format, handle.samplerate, handle.channels, handle.frames
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
         raise AudioProbeError(f"{name} is not a readable audio file ({_reason(exc)})") from exc
     finally:
-        if position is not None:
+        if position is not None and not isinstance(source, (str, os.PathLike)):
             source.seek(position)
     if rate <= 0 or channels <= 0:
         raise AudioProbeError(f"{name} has an invalid header ({rate} Hz, {channels} channels)")

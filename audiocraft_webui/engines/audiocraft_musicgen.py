@@ -265,12 +265,12 @@ class AudiocraftEngine:
         mbd = self._load_mbd()
         tokens = output.tokens
         compression = self._model.compression_model if self._model is not None else None
-        stereo = compression is not None and hasattr(compression, "get_left_right_codes")
+        split_stereo = getattr(compression, "get_left_right_codes", None)
         on_step(0.0)
         torch.manual_seed(zlib.crc32(tokens.detach().cpu().numpy().tobytes()))
         with torch.no_grad():
-            if stereo:
-                left, right = compression.get_left_right_codes(tokens)
+            if split_stereo is not None:
+                left, right = split_stereo(tokens)
                 wav = mbd.tokens_to_wav(torch.cat([left, right], dim=0))
                 wav = torch.cat([wav[: len(left)], wav[len(left):]], dim=1)
             else:

@@ -114,7 +114,7 @@ class StemService:
         """
         upload = protocol.upload_ref("id", upload_id)
         info = self.uploads.info(upload) if upload else None
-        if info is None:
+        if upload is None or info is None:
             raise StemRequestError("not_found", "id", "the uploaded file is gone; upload it again")
         key = upload.split(".", 1)[0]
         with self._lock:
@@ -191,8 +191,9 @@ class StemService:
         """
         track = self.store.get(name)
         task = self._task(track.meta) if track else {}
-        if task.get("status") in ("queued", "running") and not self._live(task.get("job_id")):
-            job = self.queue.get(task.get("job_id"))
+        job_id = task.get("job_id")
+        if task.get("status") in ("queued", "running") and not self._live(job_id):
+            job = self.queue.get(job_id) if isinstance(job_id, str) else None
             cancelled = job is not None and job.state is JobState.CANCELLED
             message = (job.error or {}).get("message") if job else None
             meta = self._write_task(name, {"status": "cancelled" if cancelled else "failed",

@@ -68,7 +68,7 @@ class TrackStore:
 
     # ---- writing -------------------------------------------------------------------------------
 
-    def commit(self, base: str, ext: str, write_audio: Callable[[IO[bytes]], None], meta: dict) -> Track:
+    def commit(self, base: str, ext: str, write_audio: Callable[[IO[bytes]], object], meta: dict) -> Track:
         """Write audio then JSON atomically under a unique name derived from ``base``.
 
         The audio is encoded straight into a temp file in the audio folder (no intermediate file is

@@ -55,7 +55,7 @@ def register(socketio: SocketIO, services: Services) -> None:
         name = payload.get("name") if isinstance(payload, dict) else None
         track = services.store.get(name)
         stored = track.meta.get("request") if track else None
-        if not isinstance(stored, dict):
+        if track is None or not isinstance(stored, dict):
             return refuse(protocol.RERUN, {"type": "not_found", "field": "name",
                                             "message": "this track has no stored request to rerun"})
         try:
@@ -83,7 +83,8 @@ def register(socketio: SocketIO, services: Services) -> None:
             return refuse(protocol.CANCEL_JOB, {"type": "not_found", "field": "job_id",
                                                  "message": "no such job in the queue"})
         if outcome == "removed":
-            job = services.queue.get(job_id)  # just moved to the history, so always found
+            job = services.queue.get(job_id)
+            assert job is not None, "a job just moved to the history is found there"
             services.emit_job_event(services.worker.kinds[job.kind].terminal_event, {
                 "job_id": job_id, "kind": job.kind, "state": "cancelled", "label": job.label,
                 "error": {"type": "cancelled", "message": "removed from the queue"}})

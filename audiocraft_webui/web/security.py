@@ -152,7 +152,8 @@ def origin_allowed(origin: str | None, host_header: str | None) -> bool:
     if origin is None:
         return True
     parts = urlsplit(origin.strip())
-    return parts.scheme in ("http", "https") and bool(host_header) and parts.netloc.lower() == host_header.lower()
+    return parts.scheme in ("http", "https") and host_header is not None and host_header != "" \
+        and parts.netloc.lower() == host_header.lower()
 
 
 def _equal(given: str, expected: str) -> bool:

@@ -148,16 +148,20 @@ def zip_stream(files: list[tuple[str, Path]]) -> Iterator[bytes]:
     return generate()
 
 
-class _Sink(io.RawIOBase):
-    """A write-only, unseekable buffer that ZipFile writes into and the generator drains."""
+class _Sink:
+    """A write-only, unseekable buffer that ZipFile writes into and the generator drains.
+
+    ZipFile needs only ``write``, ``flush`` and ``close`` of it: without ``tell`` it writes a streamable archive.
+    """
 
     def __init__(self) -> None:
-        super().__init__()
         self._chunks: list[bytes] = []
 
-    def writable(self) -> bool:
-        """ZipFile writes here."""
-        return True
+    def flush(self) -> None:
+        """Nothing is buffered beyond the chunks."""
+
+    def close(self) -> None:
+        """Nothing to release: the generator drains what is left."""
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Keep a copy of the bytes until the next :meth:`take`."""

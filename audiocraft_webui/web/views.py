@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from .. import protocol
+from ..config import STATIC_DIR
 from ..services import EXTENSION_KEY, Services
 from ..storage import UnsafeName, safe_child, safe_descendant
 from ..uploads import UploadError
@@ -52,7 +52,7 @@ def index() -> str:
 def static_asset(filename: str) -> Response:
     """Serve the app's own files (Flask's ``static`` endpoint): no data folder, dot file, device name or link."""
     try:
-        path = safe_descendant(Path(current_app.static_folder), filename)
+        path = safe_descendant(STATIC_DIR, filename)
     except UnsafeName:
         abort(404)
     if filename.split("/", 1)[0] in DATA_FOLDERS or not path.is_file():
@@ -63,7 +63,7 @@ def static_asset(filename: str) -> Response:
 @bp.get("/favicon.ico")
 def favicon() -> Response:
     """Serve the icon (browsers ask for this path whatever the page says)."""
-    return send_file(current_app.static_folder + "/favicon.svg", mimetype="image/svg+xml")
+    return send_file(STATIC_DIR / "favicon.svg", mimetype="image/svg+xml")
 
 
 def accept_upload(field: str, purpose: str) -> tuple[Response, int]:

@@ -30,7 +30,8 @@ def open_app(page: Page, server, path: str = "/", *, new_browser: bool = False) 
     unless ``new_browser``, the page acts as a returning browser whose saved form is the defaults.
     """
     if not new_browser:
-        page.add_init_script(f"localStorage.getItem('{SETTINGS_KEY}') ?? localStorage.setItem('{SETTINGS_KEY}', '{{}}')")
+        page.add_init_script(
+            f"localStorage.getItem('{SETTINGS_KEY}') ?? localStorage.setItem('{SETTINGS_KEY}', '{{}}')")
     page.goto(server.url + path)
     page.wait_for_selector("html[data-ready=true]")
     expect(page.locator("[data-role=connection]")).to_have_attribute("data-state", "connected")

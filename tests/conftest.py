@@ -17,10 +17,29 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.pop("AUDIOCRAFT_CACHE_DIR", None)
 
 import pytest  # noqa: E402
+from flask.testing import FlaskClient  # noqa: E402
 
 from audiocraft_webui import compat  # noqa: E402
 
 compat.install()
+
+
+class BufferedClient(FlaskClient):
+    """Flask's test client reading every response whole and closing it, so a file a route sends is released."""
+
+    def open(self, *args, **kwargs):
+        """Send the request (see FlaskClient.open), buffered unless the test asks otherwise."""
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+def build_app(config: dict, engine=None):
+    """An app for a test, whose HTTP test clients release what they read (see :class:`BufferedClient`)."""
+    from audiocraft_webui import create_app
+
+    app = create_app(config, engine=engine)
+    app.test_client_class = BufferedClient
+    return app
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -46,14 +65,12 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def make_app(data_dir: Path, tiny_hub: Path):
     """Factory for apps on the tiny offline hub; workers started by tests are stopped at teardown."""
-    from audiocraft_webui import create_app
-
     apps = []
 
     def factory(overrides: dict | None = None, engine=None):
         config = {"TESTING": True, "DATA_DIR": str(data_dir), "DEVICE": "cpu", "TORCH_THREADS": 1,
                   **(overrides or {})}
-        app = create_app(config, engine=engine)
+        app = build_app(config, engine=engine)
         apps.append(app)
         return app
 

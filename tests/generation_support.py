@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiocraft_webui import create_app
-from tests.conftest import EventLog
+from tests.conftest import EventLog, build_app
 
 #: soundfile (format, subtype) for the clip formats an upload accepts.
 CLIP_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "mp3": ("MP3", None), "ogg": ("OGG", "VORBIS")}
@@ -88,7 +87,7 @@ def running_env(data_dir: Path, overrides: dict | None = None) -> Iterator[Gener
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "DEVICE": "cpu", "TORCH_THREADS": 1,
+    app = build_app({"TESTING": True, "DATA_DIR": str(data_dir), "DEVICE": "cpu", "TORCH_THREADS": 1,
                       **(overrides or {})})
     env = GenerationEnv(app)
     env.services.worker.start()

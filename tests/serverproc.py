@@ -151,8 +151,13 @@ class LiveClient:
                                    websocket_extra_options={k: v for k, v in options.items() if v})
         self.sio.on("*", lambda event, data=None: self.events.append((event, data)))
         extra = {"Origin": origin} if origin and transport == "polling" else {}
-        self.sio.connect(f"http://127.0.0.1:{port}", transports=[transport], headers={**extra, **(headers or {})},
-                         wait_timeout=10)
+        try:
+            self.sio.connect(f"http://127.0.0.1:{port}", transports=[transport], headers={**extra, **(headers or {})},
+                             wait_timeout=10)
+        except BaseException:
+            session.close()
+            raise
+        self._session = session
 
     def emit(self, event: str, payload: object) -> object:
         """Send an event and return its ack."""
@@ -169,5 +174,6 @@ class LiveClient:
         raise AssertionError(f"no {name!r} event within {timeout} s; got {[e for e, _ in self.events]}")
 
     def close(self) -> None:
-        """Disconnect."""
+        """Disconnect and release the HTTP session."""
         self.sio.disconnect()
+        self._session.close()

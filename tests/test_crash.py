@@ -9,6 +9,8 @@ orphans and corrupt JSON are in quarantine and reported, queued jobs run, and th
 """
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import re
 import threading
@@ -27,6 +29,12 @@ pytestmark = pytest.mark.slow  # each test restarts a real server two to four ti
 def paused(point: str) -> dict:
     """The environment that stops the server at ``point``."""
     return {PAUSE_ENV: point}
+
+
+def clear_all_until_killed(server: ServerProcess) -> None:
+    """Ask for a clear-all whose answer never comes: the test kills the server half-way through it."""
+    with contextlib.suppress(ConnectionError, http.client.HTTPException):
+        request(server.port, "POST", "/delete_all_audio", {"Origin": server.url})
 
 
 def wait_paused(server: ServerProcess, point: str) -> None:
@@ -144,8 +152,7 @@ def test_a_kill_in_the_middle_of_clear_all_is_finished_at_restart(tiny_hub, tmp_
     (stems / "vocals.wav").write_bytes(audio_bytes(noise(0.5), 44100, "wav"))
     try:
         server.start(env=paused("trash"))
-        clearing = threading.Thread(target=lambda: request(server.port, "POST", "/delete_all_audio",
-                                                           {"Origin": server.url}), daemon=True)
+        clearing = threading.Thread(target=clear_all_until_killed, args=(server,), daemon=True)
         clearing.start()
         wait_paused(server, "trash")
         visible = [p.name for p in (server.data_dir / "static" / "audio").iterdir() if not p.name.startswith(".")]

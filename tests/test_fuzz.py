@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audiocraft_webui import create_app
 from audiocraft_webui.protocol import (
     FORMATS,
     MAX_ARTIST_CHARS,
@@ -25,6 +24,7 @@ from audiocraft_webui.protocol import (
     UPLOAD_ID,
     parse_generation_request,
 )
+from tests.conftest import build_app
 from tests.fakes import FakeEngine
 from tests.stems_kit import audio_bytes, noise
 
@@ -57,8 +57,8 @@ payloads = st.one_of(
 @pytest.fixture(scope="module")
 def fuzz(tiny_hub, tmp_path_factory):
     """One app for the module (jobs are queued, never run), a connected client, a track and an upload."""
-    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path_factory.mktemp("fuzz")), "QUEUE_MAX": 100_000},
-                     engine=FakeEngine())
+    app = build_app({"TESTING": True, "DATA_DIR": str(tmp_path_factory.mktemp("fuzz")), "QUEUE_MAX": 100_000},
+                    engine=FakeEngine())
     services = app.extensions["audiocraft_webui"]
     request = parse_generation_request({"prompt": "seed track", "model": "small"}, services.catalog)
     data = audio_bytes(noise(0.5), 32000, "wav")

@@ -299,6 +299,7 @@ def test_a_message_over_one_megabyte_closes_the_connection_and_the_server_goes_o
                     raise websocket.WebSocketConnectionClosedException("closed")
     finally:
         ws.close()
+        ws.shutdown()  # close() does nothing once the server has closed the connection: release the socket
     status, _, body = request(server.port, "GET", "/api/tracks")
     assert status == 200 and body.startswith(b"[")
     fine = LiveClient(server.port, origin=server.url)

@@ -88,6 +88,7 @@ def test_server_runs_without_a_terminal(tmp_path, tiny_hub):
     finally:
         process.terminate()
         process.wait(10)
+        process.stdout.close()
 
 
 def test_closed_websockets_leave_no_error_in_the_log(tmp_path, tiny_hub):

@@ -21,6 +21,7 @@ from .audio import codecs, dsp, loudness
 from .engines import AudioClip, GenerationOutput, GenerationSpec, MusicEngine
 from .jobs import Job
 from .models import ModelCatalog, ModelInfo
+from .preview import PreviewHub
 from .protocol import GenerationRequest
 from .storage import Track, TrackStore, base_name
 from .tasks import Effective, GenerateTask
@@ -97,8 +98,9 @@ class GenerationRunner:
     """Runs generation jobs on the worker thread."""
 
     def __init__(self, engine: MusicEngine, catalog: ModelCatalog, store: TrackStore, uploads: UploadStore,
-                 emit: Callable[..., None], unload_after: bool = False) -> None:
+                 emit: Callable[..., None], preview: PreviewHub, unload_after: bool = False) -> None:
         self.engine = engine
+        self.preview = preview
         self.catalog = catalog
         self.store = store
         self.uploads = uploads
@@ -120,6 +122,7 @@ class GenerationRunner:
             progress.phase("writing", 0.95, 1.0)
             track = self._commit(job, task, model, rendered)
         finally:
+            self.preview.close(job.id)
             if self.unload_after:
                 self.engine.unload()
         return {"prompt": request.prompt, "filename": track.pair()[0], "json_filename": track.pair()[1],
@@ -154,7 +157,10 @@ class GenerationRunner:
             melody=melody, continuation=prompt_clip, return_tokens=request.mbd)
         generate_end = 0.75 if request.mbd else 0.9
         progress.phase("generating", 0.05, generate_end)
-        output = self.engine.generate(spec, progress.update)
+        rate = self.engine.sample_rate
+        on_preview = (lambda start, samples: self.preview.publish(job, start, samples, rate)) if request.preview \
+            else None
+        output = self.engine.generate(spec, progress.update, on_preview)
         new_audio, mbd_info = self._decode(output, request, progress, generate_end)
         fields: dict = {"multi_band_diffusion": mbd_info}
         progress.phase("postprocessing", 0.9, 0.95)

@@ -22,6 +22,7 @@ CANCEL_JOB = "cancel_job"
 RERUN = "rerun"
 REQUEST_STEMS = "request_stems"
 DEMUCS_ANY = "demucs_any"
+WATCH_PREVIEW = "watch_preview"
 
 # Server -> client
 AUDIO_JSON_PAIRS = "audio_json_pairs"
@@ -40,6 +41,7 @@ POSTPROCESS_DONE = "postprocess_done"
 DEMUCS_ANY_PROGRESS = "demucs_any_progress"
 DEMUCS_ANY_DONE = "demucs_any_done"
 TRACKS_CHANGED = "tracks_changed"
+AUDIO_PREVIEW = "audio_preview"
 
 FORMATS = ("wav", "flac", "mp3")
 SAMPLE_RATES: tuple[str | int, ...] = ("original", 48000, 32000, 16000)
@@ -90,6 +92,7 @@ class GenerationRequest:
     keep_mono: bool = False
     auto_tune: bool = True
     mbd: bool = False
+    preview: bool = True
     stem_split: str = ""
     artist: str = ""
     audio_prompt: str | None = None
@@ -235,6 +238,7 @@ def parse_generation_request(payload: object, catalog: ModelCatalog) -> Generati
         keep_mono=_flag("keep_mono", payload.get("keep_mono"), False),
         auto_tune=_flag("auto_tune", payload.get("auto_tune"), True),
         mbd=_flag("mbd", payload.get("mbd"), False),
+        preview=_flag("preview", payload.get("preview"), True),
         stem_split=_choice("stem_split", payload.get("stem_split"), STEM_TARGETS, ""),
         artist=_text("artist", payload.get("artist"), MAX_ARTIST_CHARS),
         audio_prompt=audio_prompt,

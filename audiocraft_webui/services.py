@@ -14,6 +14,7 @@ from .generation import GenerationRunner, prepare
 from .hooks import PauseAt
 from .jobs import Job, JobQueue, without_track_meta
 from .models import ModelCatalog
+from .preview import PreviewHub
 from .protocol import GenerationRequest
 from .stems.service import StemService
 from .stems.splitter import DemucsSplitter
@@ -48,6 +49,21 @@ class Emitter:
             self._socketio.emit(event, payload() if callable(payload) else payload, to=to)
 
 
+class SocketRooms:
+    """Socket.IO rooms of the app's default namespace, for the preview hub."""
+
+    def __init__(self, socketio: SocketIO) -> None:
+        self._socketio = socketio
+
+    def enter(self, sid: str, room: str) -> None:
+        """Add a connected client to a room (a client that has gone is ignored by the server)."""
+        self._socketio.server.enter_room(sid, room, namespace="/")
+
+    def close(self, room: str) -> None:
+        """Remove every client from a room."""
+        self._socketio.server.close_room(room, namespace="/")
+
+
 @dataclass
 class Services:
     """Everything a request handler or the worker needs; nothing lives in module globals."""
@@ -59,6 +75,7 @@ class Services:
     queue: JobQueue
     engine: MusicEngine
     emit: Emitter
+    preview: PreviewHub
     worker: Worker = field(init=False)
     generation: GenerationRunner = field(init=False)
     stems: StemService = field(init=False)
@@ -117,8 +134,9 @@ def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None 
     engine = engine or create_engine(str(config["ENGINE"]), device=str(config["DEVICE"]),
                                      threads=int(config["TORCH_THREADS"]))
     services = Services(config=config, catalog=ModelCatalog(list(config["CUSTOM_MODELS"])), store=store,
-                        uploads=uploads, queue=queue, engine=engine, emit=emit, recovery=recovery)
-    services.generation = GenerationRunner(engine, services.catalog, store, uploads, emit,
+                        uploads=uploads, queue=queue, engine=engine, emit=emit,
+                        preview=PreviewHub(emit, SocketRooms(socketio), queue), recovery=recovery)
+    services.generation = GenerationRunner(engine, services.catalog, store, uploads, emit, services.preview,
                                            unload_after=bool(config["UNLOAD_AFTER_GEN"]))
     splitter = DemucsSplitter(str(config["DEMUCS_MODEL"]), device=str(config["DEVICE"]),
                               shifts=int(config["DEMUCS_SHIFTS"]), overlap=float(config["DEMUCS_OVERLAP"]))

@@ -69,9 +69,15 @@ class FakeEngine:
             self.loads.append(model.key)
             self.loaded_model = model.key
 
-    def generate(self, spec: GenerationSpec, on_step) -> GenerationOutput:
-        """Step through the frames (raising an injected failure half-way), then return a sine."""
+    def generate(self, spec: GenerationSpec, on_step, on_preview=None) -> GenerationOutput:
+        """Step through the frames (raising an injected failure half-way), then return a sine.
+
+        ``on_preview`` gets the sine 0.8 s at a time as its steps go by, the rest after the last step.
+        """
         steps = int(spec.duration * self.frame_rate)
+        t = np.arange(int(spec.duration * self.sample_rate)) / self.sample_rate
+        audio = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+        hop, chunk_frames, sent = self.sample_rate // self.frame_rate, 40, 0
         self.steps_done = 0
         for step in range(steps):
             if self.fail_with is not None and step == steps // 2:
@@ -82,9 +88,12 @@ class FakeEngine:
                 self.proceed.wait(10)
             self._take_time()
             self.steps_done += 1
+            if on_preview is not None and (step + 1) % chunk_frames == 0:
+                on_preview(sent, audio[:, sent:(step + 1) * hop])
+                sent = (step + 1) * hop
             on_step((step + 1) / steps)
-        t = np.arange(int(spec.duration * self.sample_rate)) / self.sample_rate
-        audio = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+        if on_preview is not None and sent < audio.shape[1]:
+            on_preview(sent, audio[:, sent:])
         return GenerationOutput(audio=audio, sample_rate=self.sample_rate)
 
     def _take_time(self) -> None:

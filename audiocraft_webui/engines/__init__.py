@@ -1,7 +1,15 @@
 """Generation backends behind the :class:`~.base.MusicEngine` protocol, chosen by name."""
 from __future__ import annotations
 
-from .base import AudioClip, EngineError, GenerationOutput, GenerationSpec, ModelLoadError, MusicEngine
+from .base import (
+    AudioClip,
+    EngineError,
+    GenerationOutput,
+    GenerationSpec,
+    ModelLoadError,
+    MusicEngine,
+    PreviewCallback,
+)
 
 ENGINES = ("audiocraft",)
 
@@ -16,4 +24,4 @@ def create_engine(name: str, *, device: str, threads: int) -> MusicEngine:
 
 
 __all__ = ["AudioClip", "EngineError", "GenerationOutput", "GenerationSpec", "ModelLoadError", "MusicEngine",
-           "create_engine"]
+           "PreviewCallback", "create_engine"]

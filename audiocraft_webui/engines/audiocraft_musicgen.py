@@ -4,6 +4,7 @@ torch and audiocraft are imported on first use only, so starting the web server 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -16,7 +17,17 @@ import numpy as np
 from .. import compat, heap
 from ..device import DEVICE_PATTERN, DeviceError, pick_device
 from ..models import ModelInfo
-from .base import EngineError, GenerationOutput, GenerationSpec, ModelLoadError, PhaseCallback, StepCallback
+from .base import (
+    EngineError,
+    GenerationOutput,
+    GenerationSpec,
+    ModelLoadError,
+    PhaseCallback,
+    PreviewCallback,
+    StepCallback,
+)
+from .codecstream import PreviewStream
+from .tokentap import StreamingError, tap_tokens
 
 if TYPE_CHECKING:
     from audiocraft.modules.codebooks_patterns import CodebooksPatternProvider
@@ -199,8 +210,12 @@ class AudiocraftEngine:
         heap.trim_heap()  # the loader's copy of the weights is freed now: give its pages back
         log.info("loaded %s on %s", model.source, self.device)
 
-    def generate(self, spec: GenerationSpec, on_step: StepCallback) -> GenerationOutput:
+    def generate(self, spec: GenerationSpec, on_step: StepCallback,
+                 on_preview: PreviewCallback | None = None) -> GenerationOutput:
         """Generate ``[C, T]`` float32 audio at 32 kHz for ``spec`` (seeded, so reproducible on CPU).
+
+        With ``on_preview`` the tokens are tapped from audiocraft's loop as they are sampled and decoded
+        into preview chunks on the way (:mod:`.tokentap`, :mod:`.codecstream`).
 
         Raises:
             EngineError: when the request does not fit the loaded model.
@@ -221,15 +236,31 @@ class AudiocraftEngine:
                                int(spec.extend_stride * frame_rate), prompt_frames)
         steps = [window_steps(model.lm.pattern_provider, window) for window in windows]
         model.set_custom_progress_callback(WindowProgress(steps, on_step))
+        preview = self._preview_stream(model, spec, on_preview)
         seed_everything(spec.seed)
         try:
-            result = self._run(model, spec)
+            with tap_tokens(model, preview) if preview is not None else contextlib.nullcontext():
+                result = self._run(model, spec)
         finally:
             model.set_custom_progress_callback(None)
+        if preview is not None:
+            preview.finish()  # a long-form job may end a frame short of int(duration * frame_rate)
         audio, tokens = result if spec.return_tokens else (result, None)
         hop = model.sample_rate / frame_rate
         return GenerationOutput(audio=audio[0].detach().float().cpu().numpy(), sample_rate=model.sample_rate,
                                 tokens=tokens, prompt_samples=int(round(prompt_frames * hop)))
+
+    def _preview_stream(self, model, spec: GenerationSpec,
+                        on_preview: PreviewCallback | None) -> PreviewStream | None:
+        """A sink decoding preview chunks for ``on_preview``; None when none is wanted or the codec cannot stream."""
+        if on_preview is None:
+            return None
+        try:
+            return PreviewStream(model.compression_model, lambda chunk: on_preview(chunk.start, chunk.samples),
+                                 end_frame=int(spec.duration * model.frame_rate))
+        except StreamingError as exc:
+            log.warning("no preview for %s: %s", spec.model.key, exc)
+            return None
 
     def _run(self, model, spec: GenerationSpec):
         """Call the right audiocraft entry point for text, melody or continuation."""

@@ -17,6 +17,9 @@ from ..models import ModelInfo
 
 #: Called with the overall fraction of token generation done, in [0, 1], once per decoding step.
 StepCallback = Callable[[float], None]
+#: Called with preview audio while a generation runs: ``(start, samples)``, ``samples`` float32 ``[C, T]`` at
+#: the model's rate and ``start`` its offset in samples into the new audio (after any continuation prompt).
+PreviewCallback = Callable[[int, np.ndarray], None]
 #: Called with a phase name (``loading_model``, ``downloading`` ...) when the engine changes phase.
 PhaseCallback = Callable[[str], None]
 
@@ -104,8 +107,13 @@ class MusicEngine(Protocol):
     def ensure_loaded(self, model: ModelInfo, on_phase: PhaseCallback) -> None:
         """Load ``model`` unless it is already loaded, freeing any other model first."""
 
-    def generate(self, spec: GenerationSpec, on_step: StepCallback) -> GenerationOutput:
-        """Generate audio for ``spec``; ``on_step`` may raise to cancel."""
+    def generate(self, spec: GenerationSpec, on_step: StepCallback,
+                 on_preview: PreviewCallback | None = None) -> GenerationOutput:
+        """Generate audio for ``spec``; ``on_step`` may raise to cancel.
+
+        ``on_preview``, when given, receives the codec's audio while it is made, about 0.8 s at a time; the
+        chunks concatenate to ``output.audio[:, output.prompt_samples:]`` (before any MBD decode).
+        """
 
     def decode_mbd(self, output: GenerationOutput, on_step: StepCallback) -> np.ndarray:
         """Decode ``output.tokens`` with Multi-Band Diffusion; returns ``[C, T]`` at the same rate."""

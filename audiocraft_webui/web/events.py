@@ -8,6 +8,7 @@ from flask_socketio import SocketIO, emit
 
 from .. import protocol
 from ..jobs import QueueFull
+from ..preview import PreviewError
 from ..protocol import GenerationRequest, RequestError
 from ..services import Services
 from ..storage import UnsafeName
@@ -71,6 +72,16 @@ def register(socketio: SocketIO, services: Services) -> None:
             return refuse(protocol.RERUN, exc.as_json())
         return _enqueue(protocol.RERUN, parsed)
 
+    @socketio.on(protocol.WATCH_PREVIEW)
+    def on_watch_preview(payload: object = None) -> dict:
+        """Listen to a queued or running job's preview: the chunks made so far first, then the live ones."""
+        job_id = payload.get("job_id") if isinstance(payload, dict) else None
+        try:
+            sent = services.preview.watch(job_id, request.sid)  # type: ignore[attr-defined]
+        except PreviewError as exc:
+            return refuse(protocol.WATCH_PREVIEW, exc.as_json())
+        return {"ok": True, "job_id": job_id, "chunks": sent}
+
     @socketio.on(protocol.CANCEL_JOB)
     def on_cancel(payload: object = None) -> dict:
         """Cancel a running job (at its next step) or remove a queued one."""
@@ -129,6 +140,8 @@ def register(socketio: SocketIO, services: Services) -> None:
             if parsed.seed == protocol.AUTO_SEED:
                 services.emit(protocol.UPDATE_SEED, {"job_id": job.id, "seed": task.seed}, to=sid)
             services.emit(protocol.ADD_TO_QUEUE, {"job_id": job.id, "prompt": parsed.prompt, "position": position})
+            if parsed.preview:
+                services.preview.listen(job.id, sid)
         services.remember_last_run(task)
         return {"ok": True, "job_id": job.id, "seed": task.seed, "position": position,
                 "clamped": parsed.clamped, "auto_tune": task.auto_tune}

@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=RESULTS_DIR,
                         help="where to make the run's scratch folder (data folders, logs, audio; default: %(default)s)")
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch folder afterwards")
+    parser.add_argument("--only", choices=sorted(scenarios.FOCUSED), action="append", default=[],
+                        help="run only this scenario (repeatable), on the profile's hub")
     parser.add_argument("--prepare", action="store_true",
                         help="only build the profile's model hub into --hubs and exit (a separate first step)")
     return parser.parse_args(argv)
@@ -55,10 +57,25 @@ def architectures(hub_kind: str) -> dict[str, str]:
     return labels
 
 
-def run(profile: scenarios.Profile, hub: Path, work: Path) -> dict:
-    """Run every scenario of ``profile`` on ``hub`` and return the report (not yet written)."""
+def run(profile: scenarios.Profile, hub: Path, work: Path, only: list[str]) -> dict:
+    """Run every scenario of ``profile`` (or only those named) on ``hub`` and return the report (not yet written)."""
     started = time.perf_counter()
     facts = report.machine()
+    results = {name: scenarios.FOCUSED[name](hub, work, profile) for name in only} if only else everything(
+        profile, hub, work, facts)
+    facts["load_average_end"] = list(os.getloadavg())
+    return {
+        "bench": {"version": 1, "profile": profile.name, "created": datetime.now().isoformat(timespec="seconds"),
+                  "seconds": round(time.perf_counter() - started, 1), "hub": hub.name, "only": only},
+        "machine": facts,
+        "settings": dataclasses.asdict(profile),
+        "results": results,
+        "targets": report.check_targets(results),
+    }
+
+
+def everything(profile: scenarios.Profile, hub: Path, work: Path, facts: dict) -> dict:
+    """Every scenario of a full run; GPU facts are added to ``facts``."""
     results: dict = {"ui_ready": scenarios.ui_ready(hub, work, profile),
                      "postprocess": scenarios.postprocess_speed(profile.postprocess_seconds, profile.postprocess_reps)}
     if profile.name == "gpu":
@@ -71,15 +88,8 @@ def run(profile: scenarios.Profile, hub: Path, work: Path) -> dict:
     memory["unload"] = scenarios.unload_memory(hub, work, profile)
     memory["switch"]["model_alone_peak_mb"] = memory["unload"]["model_alone_peak_mb"]
     memory["switch"]["ratio"] = round(memory["switch"]["peak_mb"] / memory["unload"]["model_alone_peak_mb"], 4)
-    facts["load_average_end"] = list(os.getloadavg())
-    return {
-        "bench": {"version": 1, "profile": profile.name, "created": datetime.now().isoformat(timespec="seconds"),
-                  "seconds": round(time.perf_counter() - started, 1), "hub": hub.name},
-        "machine": facts,
-        "settings": dataclasses.asdict(profile),
-        "results": results,
-        "targets": report.check_targets(results),
-    }
+    results.update({name: focused(hub, work, profile) for name, focused in scenarios.FOCUSED.items()})
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
             print(f"model hub ready in {hub}")
             return 0
-        result = run(profile, hub, work)
+        result = run(profile, hub, work, args.only)
     except Exception:
         print(f"benchmark failed; logs are in {work}", file=sys.stderr)
         raise

@@ -197,6 +197,7 @@ class JobTiming:
         server_cpu: CPU seconds the server process spent meanwhile (every thread).
         result: the terminal event's payload.
         phases: seconds from emitting the request to the first progress event of each phase.
+        first_preview: seconds from emitting the request to the job's first ``audio_preview`` (None: none came).
     """
 
     wall: float
@@ -205,6 +206,7 @@ class JobTiming:
     server_cpu: float
     result: dict
     phases: dict[str, float]
+    first_preview: float | None = None
 
     def span(self, start: str, end: str) -> float | None:
         """Seconds from the start of phase ``start`` to the start of phase ``end`` (None if one is missing)."""
@@ -256,13 +258,15 @@ class AppClient:
                 raise BenchError(f"job {job_id} did not finish within {JOB_TIMEOUT:.0f} s")
             finished, result = self._find(job_id, terminal)
             first = self._find(job_id, progress)
+            preview = self._find(job_id, "audio_preview")
         server_cpu = cpu_seconds(pid) - cpu_before
         if result.get("state") != "done":
             raise BenchError(f"job {job_id} ended {result.get('state')}: {result.get('error')}\n"
                              f"{log_tail(self.server.log)}")
         return JobTiming(wall=finished - started, first_progress=(first[0] if first else finished) - started,
                          ack=acked - started, server_cpu=server_cpu, result=result,
-                         phases=self._phases(job_id, progress, started))
+                         phases=self._phases(job_id, progress, started),
+                         first_preview=preview[0] - started if preview else None)
 
     def _phases(self, job_id: str, progress: str, started: float) -> dict[str, float]:
         """When each phase of a job was first reported, in seconds after ``started``."""

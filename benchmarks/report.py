@@ -45,6 +45,8 @@ TARGETS = (
     Target("first progress latency, median", ("first_progress", "ms", "median"), 50.0, unit="ms"),
     Target("UI ready / import audiocraft.models", ("ui_ready", "ratio"), 0.25),
     Target("stems overhead ratio", ("stems", "ratio"), 1.10),
+    Target("job with preview / without", ("preview", "ratio"), 1.05),
+    Target("first audio_preview / one second generated", ("preview", "first_audio_ratio"), 1.2),
     Target("RSS after unload / before load", ("memory", "unload", "ratio"), 1.10),
     Target("peak RSS switching / larger model alone", ("memory", "switch", "ratio"), 1.10),
     Target("decode % of bandwidth limit, small (app, eager)", ("decode", "small", "percent_of_limit"), 50.0,
@@ -134,6 +136,12 @@ def detail_rows(results: dict) -> list[tuple[str, str]]:
         stems = results["stems"]
         rows.append((f"  stems ({stems['model']}, {stems['audio_seconds']} s): app / direct / CLI",
                      f"{_medians(stems, 'app_s', 'direct_s', 'cli_s')}, CLI {stems['cli_ratio']}x direct"))
+    if "preview" in results:
+        preview = results["preview"]
+        rows.append((f"  preview ({preview['model']}, {preview['audio_seconds']} s): with / without",
+                     _medians(preview, "with_s", "without_s")))
+        rows.append(("  first audio_preview / one second generated, s", _medians(preview, "first_audio_s",
+                                                                                 "first_second_s")))
     if "postprocess" in results:
         post = results["postprocess"]
         fractions = ", ".join(f"{fmt} {entry['fraction_of_duration']:.4f}" for fmt, entry in post["formats"].items())

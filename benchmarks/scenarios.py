@@ -69,6 +69,7 @@ class Profile:
         stem_seconds, stem_reps, cli_reps: clip length, app/direct pairs and CLI runs of the stem scenario.
         ui_reps: server starts (and as many fresh ``import audiocraft.models`` processes).
         postprocess_seconds, postprocess_reps: audio length and repetitions of the post-processing timing.
+        preview: model key, seconds of audio and pairs of the preview scenario (jobs with and without it).
         decode_seconds: audio generated per model by the GPU decode timing (``--gpu`` only).
     """
 
@@ -89,6 +90,7 @@ class Profile:
     ui_reps: int
     postprocess_seconds: float
     postprocess_reps: int
+    preview: tuple[str, int, int] = ("small", 2, 1)
     decode_seconds: int = 10
 
 
@@ -166,9 +168,12 @@ def generation_params(model: str, duration: int) -> dict:
 
 
 def app_generate(client: AppClient, params: dict) -> JobTiming:
-    """One ``submit_sliders`` job through the app, checked to have written its audio file and JSON."""
-    timing = client.run_job(protocol.SUBMIT_SLIDERS, {**params, "auto_tune": False, "format": "wav",
-                                                      "sample_rate": "original"},
+    """One ``submit_sliders`` job through the app, checked to have written its audio file and JSON.
+
+    Jobs make no preview unless ``params`` asks for one, so the overhead figures stay comparable across runs.
+    """
+    timing = client.run_job(protocol.SUBMIT_SLIDERS, {"preview": False, **params, "auto_tune": False,
+                                                      "format": "wav", "sample_rate": "original"},
                             protocol.ON_FINISH_AUDIO, protocol.PROGRESS)
     root = client.server.data_dir
     for name in (timing.result.get("filename"), timing.result.get("json_filename")):
@@ -465,6 +470,38 @@ def run_app(hub: Path, work: Path, profile: Profile, architectures: dict[str, st
     return results
 
 
+def preview_cost(hub: Path, work: Path, profile: Profile) -> dict:
+    """Listening while it generates: jobs with the preview against the same jobs without, interleaved on one
+    server, and the time to the first ``audio_preview`` against the time to generate one second of audio."""
+    key, seconds, reps = profile.preview
+    server = Server(hub, work / "preview-data", work / "preview-server.log", device=profile.device,
+                    threads=profile.threads)
+    try:
+        server.start()
+        client = AppClient(server)
+        params = generation_params(key, seconds)
+        app_generate(client, params)  # loads the model
+        with_preview: list[JobTiming] = []
+        without: list[JobTiming] = []
+        one_second: list[float] = []
+        interleave(reps, lambda _i: with_preview.append(app_generate(client, {**params, "preview": True})),
+                   lambda _i: without.append(app_generate(client, params)))
+        for _ in range(reps):
+            reference = app_generate(client, generation_params(key, 1))
+            one_second.append(reference.phases["postprocessing"])
+        client.close()
+    finally:
+        server.stop()
+    first_audio = [run.first_preview for run in with_preview if run.first_preview is not None]
+    if len(first_audio) != reps:
+        raise BenchError("a job asked for a preview and sent none")
+    return {"model": key, "audio_seconds": seconds, "pairs": reps,
+            "with_s": summary([run.wall for run in with_preview]), "without_s": summary([run.wall for run in without]),
+            "ratio": round(pair_ratio([run.wall for run in with_preview], [run.wall for run in without]), 4),
+            "first_audio_s": summary(first_audio), "first_second_s": summary(one_second),
+            "first_audio_ratio": round(statistics.median(first_audio) / statistics.median(one_second), 4)}
+
+
 def fill_history(client: AppClient) -> None:
     """Run short tiny jobs until the queue's history is full, so every measured job pays its steady-state cost.
 
@@ -523,13 +560,16 @@ PROFILES = {
     "quick": Profile(name="quick", hub="tiny", device="cpu", threads=1, tiny_instances=1, tiny_reps=2,
                      tiny_duration=5, tiny_dedicated_reps=0, real={"small": 2}, real_reps=1,
                      switch=("small", "stereo-small"), stem_seconds=3.0, stem_reps=1, cli_reps=1, ui_reps=1,
-                     postprocess_seconds=5.0, postprocess_reps=1),
+                     postprocess_seconds=5.0, postprocess_reps=1, preview=("small", 2, 1)),
     "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_instances=12, tiny_reps=8,
                    tiny_duration=30, tiny_dedicated_reps=0, real={"small": 2}, real_reps=3,
                    switch=("small", "stereo-small"), stem_seconds=5.0, stem_reps=8, cli_reps=2, ui_reps=3,
-                   postprocess_seconds=30.0, postprocess_reps=3),
+                   postprocess_seconds=30.0, postprocess_reps=3, preview=("small", 2, 3)),
     "gpu": Profile(name="gpu", hub="gpu", device="cuda", threads=0, tiny_instances=2, tiny_reps=3,
                    tiny_duration=10, tiny_dedicated_reps=0, real={"medium": 10, "small": 10}, real_reps=3,
                    switch=("small", "medium"), stem_seconds=30.0, stem_reps=3, cli_reps=2, ui_reps=3,
-                   postprocess_seconds=30.0, postprocess_reps=3),
+                   postprocess_seconds=30.0, postprocess_reps=3, preview=("medium", 10, 3)),
 }
+
+#: Scenarios that run on a server of their own, so ``--only`` can run them alone.
+FOCUSED: dict[str, Callable[[Path, Path, Profile], dict]] = {"preview": preview_cost}

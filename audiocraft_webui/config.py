@@ -23,6 +23,9 @@ DEFAULTS: dict[str, object] = {
     "DEVICE": "auto",
     "TORCH_THREADS": 0,
     "UNLOAD_AFTER_GEN": False,
+    # Run generation and stems in a worker process of their own (a crash or the out-of-memory killer then
+    # ends a job, not the server). Tests that need to reach into the engine run it in this process.
+    "ISOLATE_WORKER": True,
     "CUSTOM_MODELS": [],
     "DEMUCS_MODEL": "htdemucs",
     # Demucs' own defaults: one random-shift pass (each extra one costs a full pass), 25 % segment overlap.

@@ -10,18 +10,21 @@ from flask_socketio import SocketIO
 from . import protocol
 from .config import data_dir
 from .engines import MusicEngine, create_engine
+from .engines.demucs import DemucsSplitter, Splitter
 from .generation import GenerationRunner, prepare
-from .hooks import PauseAt
+from .hooks import PauseAt, no_pause
 from .jobs import Job, JobQueue, without_track_meta
 from .models import ModelCatalog
 from .preview import PreviewHub
 from .protocol import GenerationRequest
 from .stems.service import StemService
-from .stems.splitter import DemucsSplitter
 from .storage import RecoveryReport, TrackStore
 from .tasks import GenerateTask, TrackSplitTask, UploadSplitTask
 from .uploads import UploadStore
 from .worker import JobKind, Worker
+from .workerproc.child import WorkerSettings
+from .workerproc.proxies import RemoteEngine, RemoteSplitter
+from .workerproc.supervisor import WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,7 @@ class Services:
     worker: Worker = field(init=False)
     generation: GenerationRunner = field(init=False)
     stems: StemService = field(init=False)
+    worker_process: WorkerProcess | None = None
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
     interrupted: list[Job] = field(default_factory=list)
 
@@ -121,6 +125,23 @@ class Services:
         return snapshot
 
 
+def compute(config: dict, engine: MusicEngine | None) -> tuple[WorkerProcess | None, MusicEngine, Splitter]:
+    """Where generation and stems run: a worker process (the default), or this process (tests, a given engine)."""
+    unload_after = bool(config["UNLOAD_AFTER_GEN"])
+    demucs = str(config["DEMUCS_MODEL"])
+    if engine is None and config["ISOLATE_WORKER"]:
+        process = WorkerProcess(WorkerSettings(
+            engine=str(config["ENGINE"]), device=str(config["DEVICE"]), threads=int(config["TORCH_THREADS"]),
+            demucs_model=demucs, demucs_shifts=int(config["DEMUCS_SHIFTS"]),
+            demucs_overlap=float(config["DEMUCS_OVERLAP"]), log_level=logging.getLogger().getEffectiveLevel(),
+            pause_at=config.get("TEST_PAUSE_AT"), abort_at=config.get("TEST_ABORT_AT")))
+        return process, RemoteEngine(process, unload_after), RemoteSplitter(process, demucs, unload_after)
+    engine = engine or create_engine(str(config["ENGINE"]), device=str(config["DEVICE"]),
+                                     threads=int(config["TORCH_THREADS"]))
+    return None, engine, DemucsSplitter(demucs, device=str(config["DEVICE"]), shifts=int(config["DEMUCS_SHIFTS"]),
+                                        overlap=float(config["DEMUCS_OVERLAP"]))
+
+
 def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None = None) -> Services:
     """Create storage, queue, engine and worker for one app, and run the startup recovery sweep."""
     root = data_dir(config)
@@ -131,15 +152,13 @@ def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None 
     recovery = store.recover(extra_folders=(uploads.folder, stems_any_dir))
     emit = Emitter(socketio)
     queue = JobQueue(int(config["QUEUE_MAX"]), store.settings_dir / "jobs.json")
-    engine = engine or create_engine(str(config["ENGINE"]), device=str(config["DEVICE"]),
-                                     threads=int(config["TORCH_THREADS"]))
+    process, engine, splitter = compute(config, engine)
     services = Services(config=config, catalog=ModelCatalog(list(config["CUSTOM_MODELS"])), store=store,
                         uploads=uploads, queue=queue, engine=engine, emit=emit,
                         preview=PreviewHub(emit, SocketRooms(socketio), queue), recovery=recovery)
     services.generation = GenerationRunner(engine, services.catalog, store, uploads, emit, services.preview,
                                            unload_after=bool(config["UNLOAD_AFTER_GEN"]))
-    splitter = DemucsSplitter(str(config["DEMUCS_MODEL"]), device=str(config["DEVICE"]),
-                              shifts=int(config["DEMUCS_SHIFTS"]), overlap=float(config["DEMUCS_OVERLAP"]))
+    services.worker_process = process
     services.stems = StemService(splitter, store, uploads, queue, services.emit_job_event, any_dir=stems_any_dir,
                                  unload_after=bool(config["UNLOAD_AFTER_GEN"]))
     # One worker for every kind, so generation, MBD and Demucs never share the GPU at the same time.
@@ -151,7 +170,8 @@ def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None 
                                       protocol.DEMUCS_ANY_PROGRESS),
     }
     services.worker = Worker(queue, kinds, services.emit_job_event, prepare_thread=engine.prepare_thread,
-                             free_memory=engine.free_memory, after_job=services.stems.after_job, pause=pause)
+                             free_memory=engine.free_memory, after_job=services.stems.after_job,
+                             pause=pause if process is None else no_pause)  # a worker process pauses itself
     services.interrupted = queue.restore()
     for job in services.interrupted:
         if isinstance(job.task, TrackSplitTask):

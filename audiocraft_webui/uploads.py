@@ -8,9 +8,11 @@ name as metadata only. Jobs refer to uploads by id, never by a client path or UR
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
@@ -18,6 +20,7 @@ from typing import IO
 import numpy as np
 
 from .audio import sandbox
+from .engines.stemsplit import AudioSource
 from .fileio import atomic_write_json, read_json, temp_file
 from .protocol import UPLOAD_ID
 from .storage import UnsafeName, safe_child
@@ -128,6 +131,22 @@ class UploadStore:
         except sandbox.UnsafeAudio as exc:
             raise UploadError(str(exc)) from None
         return audio, rate
+
+    @contextlib.contextmanager
+    def decoded(self, upload_id: str) -> Iterator[AudioSource]:
+        """Decode an upload in the sandbox to a raw scratch file, read in pieces by a split (bounded memory)."""
+        try:
+            path = self.path(upload_id)
+        except UnsafeName:
+            raise UploadError("the uploaded file is gone; upload it again") from None
+        meta = self.info(upload_id)
+        try:
+            with sandbox.decode_to_file(path, limits_for(meta.purpose if meta else "demucs"),
+                                        self.folder) as (raw, probe):
+                yield AudioSource(str(raw), probe.sample_rate, probe.channels,
+                                  1.0 / probe.peak if probe.peak > 1.0 else 1.0)
+        except sandbox.UnsafeAudio as exc:
+            raise UploadError(str(exc)) from None
 
     def display_name(self, upload_id: str | None) -> str | None:
         """The original file name of an upload (for the JSON and the UI), or None."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from . import protocol
 from .hooks import Pause, no_pause
 from .jobs import Job, JobQueue, JobState
+from .workerproc.supervisor import WorkerDied, WorkerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,10 @@ class JobKind:
 
 def error_info(exc: BaseException) -> dict:
     """Turn an exception into the ``{type, message}`` the UI shows (tracebacks go to the log only)."""
+    if isinstance(exc, WorkerDied):
+        return {"type": "worker_died", "message": str(exc)}
+    if isinstance(exc, WorkerUnavailable):
+        return {"type": "worker_unavailable", "message": str(exc)}
     name = type(exc).__name__
     if name == "OutOfMemoryError" or isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return {"type": "out_of_memory",

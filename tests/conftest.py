@@ -37,7 +37,7 @@ def build_app(config: dict, engine=None):
     """An app for a test, whose HTTP test clients release what they read (see :class:`BufferedClient`)."""
     from audiocraft_webui import create_app
 
-    app = create_app(config, engine=engine)
+    app = create_app({"ISOLATE_WORKER": False, **config}, engine=engine)
     app.test_client_class = BufferedClient
     return app
 

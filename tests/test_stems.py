@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from audiocraft_webui.audio import codecs, dsp
+from audiocraft_webui.engines.demucs import ChunkProgress, DemucsSplitter, Separation
 from audiocraft_webui.stems.errors import StemError
 from audiocraft_webui.stems.folders import StemFolders
 from audiocraft_webui.stems.mixing import mix_files, select_stems
 from audiocraft_webui.stems.service import postprocess_status
-from audiocraft_webui.stems.splitter import ChunkProgress, DemucsSplitter, Separation
 from tests.stems_kit import STEM_RATE, leftovers, make_stem_set, noise
 
 SOURCES = ["drums", "bass", "other", "vocals"]

@@ -10,6 +10,7 @@ audio" to the caller, and the server keeps running.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -123,21 +125,34 @@ def decode(path: Path, limits: Limits, scratch: Path) -> tuple[np.ndarray, int, 
     Raises:
         UnsafeAudio: as :func:`inspect`.
     """
-    fd, name = tempfile.mkstemp(prefix=".tmp-decode-", suffix=".f32", dir=scratch)
-    os.close(fd)
-    raw = Path(name)
-    try:
-        probe = _run_child(path, raw, limits)
+    with decode_to_file(path, limits, scratch) as (raw, probe):
         audio = np.fromfile(raw, dtype=np.float32)
-    finally:
-        raw.unlink(missing_ok=True)
-    if audio.size != probe.frames * probe.channels:
-        raise UnsafeAudio("the decoder's output is incomplete")
     audio = np.ascontiguousarray(audio.reshape(-1, probe.channels).T)
     if probe.peak > 1.0:
         log.info("%s: peak %.3f above full scale, scaled down to 1.0", path.name, probe.peak)
         audio /= probe.peak
     return audio, probe.sample_rate, probe
+
+
+@contextlib.contextmanager
+def decode_to_file(path: Path, limits: Limits, scratch: Path) -> Iterator[tuple[Path, Probe]]:
+    """Decode a file in the child into a raw float32 ``[T, C]`` scratch file, for reading in pieces.
+
+    The file exists inside the block only. NaN/Inf are zeroed; the peak is in ``probe.peak`` (not scaled).
+
+    Raises:
+        UnsafeAudio: as :func:`inspect`, or when the output is shorter than the child says.
+    """
+    fd, name = tempfile.mkstemp(prefix=".tmp-decode-", suffix=".f32", dir=scratch)
+    os.close(fd)
+    raw = Path(name)
+    try:
+        probe = _run_child(path, raw, limits)
+        if raw.stat().st_size != 4 * probe.frames * probe.channels:
+            raise UnsafeAudio("the decoder's output is incomplete")
+        yield raw, probe
+    finally:
+        raw.unlink(missing_ok=True)
 
 
 def _child_command() -> list[str]:

@@ -1,11 +1,11 @@
 """The errors of stem jobs and stem requests."""
 from __future__ import annotations
 
+from ..engines.demucs import StemError
 from ..protocol import RequestError
 
+__all__ = ["StemError", "StemRequestError"]
 
-class StemError(RuntimeError):
-    """A stem job that cannot finish (track or upload gone, model without the requested stem)."""
 
 
 class StemRequestError(RequestError):

@@ -4,18 +4,20 @@ never leaves a partial set.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import codecs
+from ..engines.stemsplit import stem_sort_key
 from ..fileio import TMP_PREFIX, fsync_dir
 from ..storage import TRASH_PREFIX, UnsafeName, remove_tree, safe_child
-from .mixing import stem_sort_key
 
 
 class StemFolders:
@@ -72,22 +74,33 @@ class StemFolders:
         Returns:
             The stem names written.
         """
-        final = safe_child(self.root, key, must_exist=False)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{key}-", dir=self.root))
-        try:
+        with self.staging(key) as tmp:
             for name, audio in stems.items():
                 with open(tmp / f"{name}.wav", "wb") as handle:
                     codecs.encode(audio, sample_rate, "wav", handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            fsync_dir(tmp)
-            self.discard(key)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        fsync_dir(self.root)
+            self.publish(key, tmp)
         return list(stems)
+
+    @contextlib.contextmanager
+    def staging(self, key: str) -> Iterator[Path]:
+        """A new ``.tmp-<key>-*`` folder to write a set into; removed unless :meth:`publish` moved it."""
+        safe_child(self.root, key, must_exist=False)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{key}-", dir=self.root))
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def publish(self, key: str, staged: Path) -> None:
+        """Make a complete staged set the set of ``key``: files synced, then one rename (a replaced set is trashed)."""
+        final = safe_child(self.root, key, must_exist=False)
+        for path in staged.iterdir():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        fsync_dir(staged)
+        self.discard(key)
+        os.replace(staged, final)
+        fsync_dir(self.root)
 
     def discard(self, key: str) -> None:
         """Remove a set (a link is removed, never followed): renamed into the trash first, then deleted."""

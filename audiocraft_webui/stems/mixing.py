@@ -6,11 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import dsp
-from .errors import StemError
-from .splitter import Separation
-
-#: The order stems are listed in; sources a model adds beyond these (guitar, piano) follow by name.
-STEM_ORDER = ("vocals", "drums", "bass", "other")
+from ..engines.stemsplit import Separation, choose_stems, stem_sort_key
 
 
 def select_stems(separation: Separation, target: str) -> dict[str, np.ndarray]:
@@ -22,14 +18,7 @@ def select_stems(separation: Separation, target: str) -> dict[str, np.ndarray]:
     Raises:
         StemError: the model has no such source.
     """
-    sources = separation.stems
-    if target == "all":
-        chosen = dict(sources)
-    elif target in sources:
-        others = [audio for name, audio in sources.items() if name != target]
-        chosen = {target: sources[target], f"no_{target}": np.sum(others, axis=0)}
-    else:
-        raise StemError(f"the Demucs model has no '{target}' stem; it separates {', '.join(sources)}")
+    chosen = choose_stems(separation.stems, target)
     peak = max(dsp.peak(audio) for audio in chosen.values())
     if peak > 1.0:
         chosen = {name: audio / peak for name, audio in chosen.items()}
@@ -69,10 +58,3 @@ def mix_files(files: list[tuple[Path, float]], block: int = 1 << 16) -> tuple[np
     if peak > 1.0:
         mix /= peak
     return mix, rates.pop()
-
-
-def stem_sort_key(name: str) -> tuple[int, str, bool]:
-    """Sort stems as vocals, drums, bass, other, extra sources, each followed by its ``no_`` complement."""
-    base = name.removeprefix("no_")
-    rank = STEM_ORDER.index(base) if base in STEM_ORDER else len(STEM_ORDER)
-    return rank, base, name != base

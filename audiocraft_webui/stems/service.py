@@ -8,10 +8,9 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .. import protocol
-from ..audio import codecs
+from ..engines.demucs import Splitter
+from ..engines.stemsplit import AudioSource
 from ..jobs import Job, JobQueue, JobState, QueueFull
 from ..storage import TrackStore
 from ..tasks import STEM_SPLIT_TASK as TASK
@@ -20,8 +19,6 @@ from ..uploads import UploadStore
 from ..worker import Emit, JobCancelled, Progress, error_info
 from .errors import StemError, StemRequestError
 from .folders import StemFolders
-from .mixing import select_stems
-from .splitter import Splitter
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +212,8 @@ class StemService:
             if track is None or self._write_task(name, {"status": "running", "started": time.time()}) is None:
                 raise StemError("the track was deleted before its stems could be made")
             bars.phase("reading", 0.0, 0.02)
-            audio, rate = codecs.read_audio(self.store.audio_dir / track.audio_file)
-            stems, sample_rate = self._split(audio, rate, target, self.tracks, name, bars)
+            source = AudioSource(str(self.store.audio_dir / track.audio_file))
+            stems, sample_rate = self._split(source, target, self.tracks, name, bars)
             meta = self._write_task(name, {
                 "status": "done", "stems": [f"static/stems/{name}/{stem}.wav" for stem in stems],
                 "output_dir": f"static/stems/{name}", "model": self.splitter.model_name,
@@ -240,25 +237,26 @@ class StemService:
         key, upload = task.id, task.upload
         bars = Bars(progress)
         bars.phase("reading", 0.0, 0.02)
-        audio, rate = self.uploads.read(upload)
-        self._split(audio, rate, "all", self.any, key, bars)
+        with self.uploads.decoded(upload) as source:
+            self._split(source, "all", self.any, key, bars)
         if self.uploads.info(upload) is None:
             self.any.discard(key)
             raise StemError("the uploaded file was removed while it was being split")
         return {"id": key, "upload": upload, "display_name": task.display_name,
                 "stems": self.any.public(key), "model": self.splitter.model_name}
 
-    def _split(self, audio: np.ndarray, rate: int, target: str, folders: StemFolders, key: str,
+    def _split(self, source: AudioSource, target: str, folders: StemFolders, key: str,
                bars: Bars) -> tuple[list[str], int]:
-        """Load the model, separate float32 ``[C, T]`` audio at ``rate`` Hz and commit the stem set."""
+        """Load the model, separate ``source`` window by window into a staged folder and publish the set."""
         try:
             bars.phase("loading_model", 0.02, 0.05)
             self.splitter.load()
-            bars.phase("separating", 0.05, 0.95)
-            separation = self.splitter.separate(audio, rate, bars.update)
-            bars.phase("writing", 0.95, 1.0)
-            stems = folders.commit(key, select_stems(separation, target), separation.sample_rate)
+            bars.phase("separating", 0.05, 0.97)
+            with folders.staging(key) as staged:
+                stems, sample_rate = self.splitter.split(source, target, staged, bars.update)
+                bars.phase("writing", 0.97, 1.0)
+                folders.publish(key, staged)
         finally:
             if self.unload_after:
                 self.splitter.unload()
-        return stems, separation.sample_rate
+        return stems, sample_rate

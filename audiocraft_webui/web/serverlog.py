@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 
+from ..console import quiet_libraries
 from .security import TOKEN_PARAM
 
 #: Pieces of werkzeug's start-up lines (``BaseWSGIServer.log_startup`` and ``run_simple``).
@@ -43,14 +43,3 @@ def install() -> None:
     logger = logging.getLogger("werkzeug")
     if not any(isinstance(existing, ServerLogFilter) for existing in logger.filters):
         logger.addFilter(ServerLogFilter())
-
-
-def quiet_libraries() -> None:
-    """Silence what libraries print about their internals at every model load, which the user cannot act on.
-
-    audiocraft logs each new codebook pattern at INFO, and its codec layers use
-    ``torch.nn.utils.weight_norm``, which torch flags with a FutureWarning on every load.
-    """
-    logging.getLogger("audiocraft").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*torch\.nn\.utils\.weight_norm.* is deprecated",
-                            category=FutureWarning)

@@ -1,4 +1,4 @@
-"""Demucs stem separation in process: the model is loaded once (``htdemucs`` by default, ``--demucs-model``)
+"""Demucs stem separation: the model is loaded once (``htdemucs`` by default, ``--demucs-model``)
 through ``demucs.api.Separator`` and kept until ``--unload-after-gen`` drops it after every job.
 
 Progress comes from Demucs' own per-chunk callback. Audio crosses these functions as float32 ``[C, T]``
@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -18,23 +17,13 @@ import numpy as np
 from ..audio import dsp
 from ..device import pick_device
 from ..heap import release_memory
-from .errors import StemError
+from .stemsplit import AudioSource, ProgressCallback, Separation, StemError, split_to_folder
 
 if TYPE_CHECKING:  # demucs and torch are imported on first use only
     from demucs.api import Separator
     from demucs.apply import BagOfModels, Model
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[float], None]
-
-
-@dataclass(frozen=True)
-class Separation:
-    """The sources of one mix: name -> float32 ``[C, T]``, all at ``sample_rate`` Hz and of equal length."""
-
-    stems: dict[str, np.ndarray]
-    sample_rate: int
 
 
 class Splitter(Protocol):
@@ -45,8 +34,9 @@ class Splitter(Protocol):
     def load(self) -> None:
         """Load the model unless it is loaded already (slow the first time: it may download)."""
 
-    def separate(self, audio: np.ndarray, sample_rate: int, on_progress: ProgressCallback) -> Separation:
-        """Split float32 ``[C, T]`` audio at ``sample_rate``; ``on_progress(0..1)`` may raise to cancel."""
+    def split(self, source: AudioSource, target: str, folder: Path,
+              on_progress: ProgressCallback) -> tuple[list[str], int]:
+        """Write the stems of ``source`` chosen for ``target`` into ``folder``; returns their names and rate."""
 
     def unload(self) -> None:
         """Drop the model and give its memory back."""
@@ -70,7 +60,7 @@ class DemucsSplitter:
         self._device: str | None = None
         self.shifts = shifts
         self.overlap = overlap
-        self.split = split
+        self.segmented = split
         self._separator = None
         self._lock = threading.Lock()
 
@@ -88,7 +78,7 @@ class DemucsSplitter:
                 started = time.perf_counter()
                 try:
                     separator = Separator(model=self.model_name, device=self._device, shifts=self.shifts,
-                                          overlap=self.overlap, split=self.split, progress=False)
+                                          overlap=self.overlap, split=self.segmented, progress=False)
                 except Exception as exc:
                     raise StemError(f"could not load the Demucs model {self.model_name!r}: {exc}. Check "
                                     "the name (--demucs-model) and, on first use, the network") from exc
@@ -115,7 +105,7 @@ class DemucsSplitter:
         separator = self._get()
         at_model_rate = dsp.resample(audio, sample_rate, separator.samplerate)
         wav = convert_audio_channels(torch.from_numpy(at_model_rate), separator.audio_channels)
-        tracker = ChunkProgress(separator.model, self.shifts, self.overlap, self.split, on_progress)
+        tracker = ChunkProgress(separator.model, self.shifts, self.overlap, self.segmented, on_progress)
         separator.update_parameter(callback=tracker)
         try:
             _, sources = separator.separate_tensor(wav.contiguous())
@@ -123,6 +113,11 @@ class DemucsSplitter:
             separator.update_parameter(callback=None)
         stems = {name: source.detach().cpu().numpy().astype(np.float32) for name, source in sources.items()}
         return Separation(stems, int(separator.samplerate))
+
+    def split(self, source: AudioSource, target: str, folder: Path,
+              on_progress: ProgressCallback) -> tuple[list[str], int]:
+        """Separate a file of any length window by window into ``folder`` (see :mod:`.stemsplit`)."""
+        return split_to_folder(self.separate, source, target, folder, on_progress)
 
     def unload(self) -> None:
         """Drop the model, give its memory back to the system and empty the accelerator cache."""

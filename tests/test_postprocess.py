@@ -472,7 +472,7 @@ def test_unsupported_cases_raise_encode_error(fmt, rate, channels):
 
 
 def test_missing_mp3_encoder_raises_encode_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "lameenc", None)
+    monkeypatch.setitem(sys.modules, "av", None)
 
     with pytest.raises(EncodeError, match="unavailable"):
         codecs.encode(noise(0.1), 32000, "mp3", io.BytesIO())

@@ -1,10 +1,12 @@
-"""Encoding and reading audio files: WAV and FLAC through soundfile, MP3 through lameenc, header probes.
+"""Encoding and reading audio files: WAV and FLAC through soundfile, MP3 through PyAV's libmp3lame, header probes.
 
 Every format is written straight into the caller's file object, so no intermediate WAV is ever left
-behind; MP3 is written at an exact constant bitrate (320 kbps for MPEG-1 rates).
+behind; MP3 is written at an exact constant bitrate (320 kbps for MPEG-1 rates) with LAME's gapless header
+(encoder delay and padding), so every format decodes to exactly the samples written.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -103,9 +105,9 @@ def encode(audio: np.ndarray, sample_rate: int, fmt: str, dest: BinaryIO) -> Non
     """Write audio in the requested format straight into an open binary file, with no intermediate WAV.
 
     WAV and FLAC are 16-bit PCM (soundfile); MP3 is constant bitrate at :func:`mp3_cbr_kbps` (320 kbps at 32,
-    44.1 and 48 kHz), LAME quality 2 (lameenc). Samples are clipped to [-1, 1] first. Everything that can be
-    checked is checked before the first byte is written; a codec failure midway may leave partial data in
-    ``dest``, which the caller discards.
+    44.1 and 48 kHz), LAME quality 2 (PyAV's libmp3lame), gapless. Samples are clipped to [-1, 1] first.
+    Everything that can be checked is checked before the first byte is written; a codec failure midway may
+    leave partial data in ``dest``, which the caller discards.
 
     Args:
         audio: float32 ``[C, T]`` in [-1, 1].
@@ -136,28 +138,34 @@ def encode(audio: np.ndarray, sample_rate: int, fmt: str, dest: BinaryIO) -> Non
 
 
 def _encode_mp3(samples: np.ndarray, sample_rate: int) -> bytes:
-    """Encode ``[C, T]`` float samples in [-1, 1] to a complete CBR MP3 byte string with lameenc."""
+    """Encode ``[C, T]`` float samples in [-1, 1] to a complete CBR MP3 with a LAME/Xing header (PyAV, libmp3lame).
+
+    The header's encoder delay and padding let decoders (libsndfile, FFmpeg) return exactly ``T`` samples;
+    the muxer's own ID3 tag is left out (the app writes its tags itself, :mod:`.tags`).
+    """
     kbps = mp3_cbr_kbps(sample_rate)
     channels = samples.shape[0]
     if channels not in (1, 2):
         raise EncodeError(f"MP3 holds 1 or 2 channels, got {channels}")
     try:
-        import lameenc
+        import av
     except ImportError as exc:
         raise EncodeError(f"MP3 encoder unavailable: {exc}") from exc
-    pcm = np.round(samples.T * _INT16_SCALE).astype("<i2")
+    layout = "stereo" if channels == 2 else "mono"
+    buffer = io.BytesIO()
     try:
-        encoder = lameenc.Encoder()
-        encoder.set_bit_rate(kbps)
-        encoder.set_in_sample_rate(sample_rate)
-        # Pinning the output rate stops LAME from resampling to a rate of its own choosing.
-        encoder.set_out_sample_rate(sample_rate)
-        encoder.set_channels(channels)
-        encoder.set_quality(MP3_QUALITY)
-        return bytes(encoder.encode(pcm.tobytes()) + encoder.flush())
-    except RuntimeError as exc:
+        with av.open(buffer, "w", format="mp3", options={"id3v2_version": "0"}) as container:
+            stream = container.add_stream("libmp3lame", rate=sample_rate, layout=layout,
+                                          options={"compression_level": str(MP3_QUALITY)})
+            stream.bit_rate = kbps * 1000
+            frame = av.AudioFrame.from_ndarray(np.round(samples * _INT16_SCALE).astype(np.int16), format="s16p",
+                                               layout=layout)
+            frame.sample_rate = sample_rate
+            container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    except (av.FFmpegError, ValueError) as exc:
         raise EncodeError(f"MP3 encoding failed at {sample_rate} Hz: {exc}") from exc
-
+    return buffer.getvalue()
 
 
 def _is_path(source: AudioSource) -> bool:

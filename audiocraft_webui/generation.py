@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,8 +37,6 @@ MAX_CONTINUATION_PROMPT_SECONDS = 29.5
 #: The continuation prompt is cut to whole multiples of this (25 codec frames): such durations are exact
 #: in binary floating point, so audiocraft's ``int(duration * frame_rate)`` never loses a frame.
 CONTINUATION_PROMPT_STEP_SECONDS = 0.5
-#: Integrated loudness a plain generation is normalised to (streaming-style level).
-TARGET_LUFS = -14.0
 MBD_IMPL = "audiocraft_mbd"
 
 
@@ -83,6 +82,8 @@ class Rendered:
     audio: np.ndarray
     sample_rate: int
     fields: dict
+    generate_seconds: float
+    new_seconds: float
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,13 @@ class GenerationRunner:
         model = self.catalog.resolve(request.model)
         if model is None:
             raise ValueError(f"model {request.model!r} is no longer offered")
+        started = time.perf_counter()
         try:
             progress.phase("loading_model", 0.0, 0.05)
             self.engine.ensure_loaded(model, lambda name: progress.phase(name, 0.0, 0.05))
             rendered = self._render(job, task, model, progress)
             progress.phase("writing", 0.95, 1.0)
-            track = self._commit(job, task, model, rendered)
+            track = self._commit(job, task, model, rendered, started)
         finally:
             self.preview.close(job.id)
             if self.unload_after:
@@ -160,21 +162,25 @@ class GenerationRunner:
         rate = self.engine.sample_rate
         on_preview = (lambda start, samples: self.preview.publish(job, start, samples, rate)) if request.preview \
             else None
+        generate_started = time.perf_counter()
         output = self.engine.generate(spec, progress.update, on_preview)
+        generate_seconds = time.perf_counter() - generate_started
         new_audio, mbd_info = self._decode(output, request, progress, generate_end)
         fields: dict = {"multi_band_diffusion": mbd_info}
         progress.phase("postprocessing", 0.9, 0.95)
         if clip is not None and prompt_clip is not None:
             joined, native_rate = self._append(job, request, clip, prompt_clip, new_audio, output.sample_rate, fields)
             rate = output_rate(request, native_rate)
-            audio = dsp.resample(joined, native_rate, rate)
+            audio, target = dsp.resample(joined, native_rate, rate), None  # the new part was matched to the clip
         else:
-            # Resample before normalising, so the peak ceiling also holds for the resampled waveform.
             rate = output_rate(request, output.sample_rate)
-            audio, fields["loudness"] = loudness.normalize_loudness(
-                dsp.resample(new_audio, output.sample_rate, rate), rate, target_lufs=TARGET_LUFS)
+            audio, target = dsp.resample(new_audio, output.sample_rate, rate), request.target_lufs
         fields["channels_original"] = int(audio.shape[0])
-        return Rendered(dsp.to_output_channels(audio, keep_mono=request.keep_mono), rate, fields)
+        # Normalised and measured as written (final channels and rate), so the JSON states what the file holds.
+        audio, fields["loudness"] = loudness.normalize_loudness(
+            dsp.to_output_channels(audio, keep_mono=request.keep_mono), rate, target_lufs=target,
+            ceiling_dbtp=protocol.TRUE_PEAK_CEILING_DBTP)
+        return Rendered(audio, rate, fields, generate_seconds, new_audio.shape[1] / output.sample_rate)
 
     def _clip(self, upload_id: str | None) -> AudioClip | None:
         """Load an uploaded clip from its saved file by upload id (never by a client path or URL)."""
@@ -231,14 +237,20 @@ class GenerationRunner:
             "continuation_original_seconds": fields["continuation_original_seconds"]})
         return np.concatenate([original, new_part], axis=1), clip.sample_rate
 
-    def _commit(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered) -> Track:
+    def _commit(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered, started: float) -> Track:
         """Encode straight into the store's temp file and commit it with its JSON."""
         request = task.request
         encoded = encode_output(rendered.audio, rendered.sample_rate, request.format)
+        if encoded.format == "mp3":  # a lossy file: state what its decoder gives back
+            rendered.fields["loudness"].update(loudness.measure(*codecs.read_audio(io.BytesIO(encoded.data))))
         when = datetime.now()
         seed = None if request.seed == protocol.AUTO_SEED else task.seed
         base = base_name(model.key, seed, request.artist, when)
         meta = self._meta(job, task, model, rendered, encoded, when)
+        meta["timing"] = {"generate_seconds": round(rendered.generate_seconds, 3),
+                          "total_seconds": round(time.perf_counter() - started, 3),
+                          "realtime_factor": round(rendered.generate_seconds / max(rendered.new_seconds, 1e-9), 4),
+                          "device": self.engine.device}
         return self.store.commit(base, encoded.format, lambda handle: write_all(handle, encoded.data), meta)
 
     def _meta(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered, encoded: Encoded,

@@ -1,4 +1,4 @@
-"""HTTP routes: the page, uploads, track files, the track list, delete and clear-all."""
+"""HTTP routes: the page, uploads, track files, delete and clear-all (the library's routes: library_views)."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 from .. import protocol
 from ..config import STATIC_DIR
 from ..services import EXTENSION_KEY, Services
-from ..storage import UnsafeName, safe_child, safe_descendant
+from ..storage import TrackLocked, UnsafeName, safe_child, safe_descendant
 from ..uploads import UploadError
 from ..version import __version__
 
@@ -115,12 +115,6 @@ def upload_file(name: str) -> Response:
     return send_file(path, mimetype=AUDIO_MIME.get(path.suffix, "application/octet-stream"), conditional=True)
 
 
-@bp.get("/api/tracks")
-def tracks() -> Response:
-    """List committed tracks, newest first."""
-    return jsonify([track.public() for track in services().store.list_tracks()])
-
-
 @bp.get("/api/last_run")
 def last_run() -> Response:
     """The last submitted request (for the "restore last run" button)."""
@@ -146,18 +140,26 @@ def delete_audio() -> tuple[Response, int]:
     try:
         deleted = svc.store.delete(_track_name(request.get_json(silent=True)))
     except UnsafeName:
-        return jsonify({"success": False, "error": "no such track"}), 404
+        return jsonify({"success": False, "ok": False, "error": "no such track", "error_type": "not_found"}), 404
+    except TrackLocked as exc:
+        return jsonify({"success": False, "ok": False, "error": str(exc), "error_type": "locked"}), 409
     svc.emit(protocol.TRACKS_CHANGED, {"deleted": deleted})
     return jsonify({"success": True, "deleted": deleted}), 200
 
 
 @bp.post("/delete_all_audio")
 def delete_all_audio() -> tuple[Response, int]:
-    """Remove every track, stems folder and upload (the UI asks for confirmation first)."""
+    """Remove every track that is not locked, its stems, and every upload (the UI asks for confirmation first).
+
+    ``cleared`` stays true only when nothing was kept: a tab that sees it drops every track it shows.
+    """
     svc = services()
-    deleted = svc.store.clear_all(extra_folders=(svc.uploads.folder, svc.stems.any.root))
-    svc.emit(protocol.TRACKS_CHANGED, {"cleared": True, "deleted": deleted})
-    return jsonify({"success": True, "deleted": deleted, "errors": []}), 200
+    cleared = svc.store.clear_all(extra_folders=(svc.uploads.folder, svc.stems.any.root))
+    kept = len(cleared.kept)
+    svc.emit(protocol.TRACKS_CHANGED, {"cleared": kept == 0, "clear_all": True, "deleted": cleared.removed,
+                                       "kept": kept})
+    return jsonify({"success": True, "deleted": cleared.removed, "kept": kept, "kept_names": cleared.kept,
+                    "errors": []}), 200
 
 
 @bp.after_app_request

@@ -6,7 +6,6 @@ track JSON are documented in the README's "JSON schema" section.
 """
 from __future__ import annotations
 
-import io
 import logging
 import secrets
 import time
@@ -18,7 +17,7 @@ from typing import IO
 import numpy as np
 
 from . import autotune, protocol
-from .audio import codecs, dsp, loudness
+from .audio import dsp, loudness, output
 from .engines import AudioClip, GenerationOutput, GenerationSpec, MusicEngine
 from .jobs import Job
 from .models import ModelCatalog, ModelInfo
@@ -84,15 +83,6 @@ class Rendered:
     fields: dict
     generate_seconds: float
     new_seconds: float
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """The bytes of the output file and the JSON fields saying what was written."""
-
-    data: bytes
-    format: str
-    fields: dict
 
 
 class GenerationRunner:
@@ -238,22 +228,27 @@ class GenerationRunner:
         return np.concatenate([original, new_part], axis=1), clip.sample_rate
 
     def _commit(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered, started: float) -> Track:
-        """Encode straight into the store's temp file and commit it with its JSON."""
+        """Encode, describe and tag the file in memory, then commit it with its JSON (the same record)."""
         request = task.request
-        encoded = encode_output(rendered.audio, rendered.sample_rate, request.format)
-        if encoded.format == "mp3":  # a lossy file: state what its decoder gives back
-            rendered.fields["loudness"].update(loudness.measure(*codecs.read_audio(io.BytesIO(encoded.data))))
         when = datetime.now()
+
+        def describe(encoded_fields: dict, measured: dict | None) -> dict:
+            if measured is not None:  # a lossy file: state what its decoder gives back
+                rendered.fields["loudness"].update(measured)
+            meta = self._meta(job, task, model, rendered, encoded_fields, when)
+            meta["timing"] = {
+                "generate_seconds": round(rendered.generate_seconds, 3),
+                "total_seconds": round(time.perf_counter() - started, 3),
+                "realtime_factor": round(rendered.generate_seconds / max(rendered.new_seconds, 1e-9), 4),
+                "device": self.engine.device}
+            return meta
+
+        written = output.encode_track(rendered.audio, rendered.sample_rate, request.format, describe)
         seed = None if request.seed == protocol.AUTO_SEED else task.seed
         base = base_name(model.key, seed, request.artist, when)
-        meta = self._meta(job, task, model, rendered, encoded, when)
-        meta["timing"] = {"generate_seconds": round(rendered.generate_seconds, 3),
-                          "total_seconds": round(time.perf_counter() - started, 3),
-                          "realtime_factor": round(rendered.generate_seconds / max(rendered.new_seconds, 1e-9), 4),
-                          "device": self.engine.device}
-        return self.store.commit(base, encoded.format, lambda handle: write_all(handle, encoded.data), meta)
+        return self.store.commit(base, written.format, lambda handle: write_all(handle, written.data), written.record)
 
-    def _meta(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered, encoded: Encoded,
+    def _meta(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered, encoded_fields: dict,
               when: datetime) -> dict:
         """The track's JSON (README, "JSON schema"): what was asked, what was used, what was written."""
         request, effective = task.request, task.effective
@@ -265,7 +260,7 @@ class GenerationRunner:
             "seed": task.seed,
             "seed_requested": request.seed,
             "format_requested": request.format,
-            **encoded.fields,
+            **encoded_fields,
             "sample_rate": rendered.sample_rate,
             "sample_rate_requested": request.sample_rate,
             "channels": int(rendered.audio.shape[0]),
@@ -341,37 +336,6 @@ def match_channels(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, n
         return first, np.repeat(second, first.shape[0], axis=0)
     shared = min(first.shape[0], second.shape[0])
     return first[:shared], second[:shared]
-
-
-def encode_output(audio: np.ndarray, sample_rate: int, fmt: str) -> Encoded:
-    """Encode in memory in the requested format, falling back to WAV when that format cannot be written.
-
-    Encoding to memory first means a failed encoder never leaves a partial file. For MP3 the real
-    bitrate is read back from the encoded frame headers.
-
-    Args:
-        audio: float32 ``[C, T]`` in [-1, 1].
-        sample_rate: Hz.
-        fmt: ``wav``, ``flac`` or ``mp3``.
-
-    Returns:
-        The file bytes, the format actually written and its JSON fields (``format``, and ``bitrate_kbps``
-        for MP3 or ``format_note`` / ``format_error`` after a fallback).
-    """
-    buffer = io.BytesIO()
-    try:
-        codecs.encode(audio, sample_rate, fmt, buffer)
-    except codecs.EncodeError as exc:
-        log.warning("cannot write %s (%s); writing WAV instead", fmt, exc)
-        buffer = io.BytesIO()
-        codecs.encode(audio, sample_rate, "wav", buffer)
-        return Encoded(buffer.getvalue(), "wav", {"format": "wav", "format_note": "fallback_to_wav",
-                                                 "format_error": str(exc)[:300]})
-    fields: dict = {"format": fmt}
-    if fmt == "mp3":
-        buffer.seek(0)
-        fields["bitrate_kbps"] = codecs.mp3_bitrate(buffer)
-    return Encoded(buffer.getvalue(), fmt, fields)
 
 
 def write_all(handle: IO[bytes], data: bytes) -> None:

@@ -78,10 +78,10 @@ def test_resampling_is_soxr_of_the_same_audio_and_keeps_the_peak_ceiling(env):
 def test_unwritable_format_falls_back_to_wav_and_the_json_says_why(env, monkeypatch):
     real_encode = codecs.encode
 
-    def encode(audio, sample_rate, fmt, dest):
+    def encode(audio, sample_rate, fmt, dest, **options):
         if fmt == "mp3":
             raise codecs.EncodeError("MP3 encoder unavailable: no PyAV")
-        real_encode(audio, sample_rate, fmt, dest)
+        real_encode(audio, sample_rate, fmt, dest, **options)
 
     monkeypatch.setattr(codecs, "encode", encode)
     done = env.generate(format="mp3", values={"seed": 104})

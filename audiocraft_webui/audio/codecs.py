@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -101,7 +102,8 @@ def mp3_cbr_kbps(sample_rate: int) -> int:
     return MP3_CBR_KBPS[sample_rate]
 
 
-def encode(audio: np.ndarray, sample_rate: int, fmt: str, dest: BinaryIO) -> None:
+def encode(audio: np.ndarray, sample_rate: int, fmt: str, dest: BinaryIO,
+           strings: Mapping[str, str] | None = None) -> None:
     """Write audio in the requested format straight into an open binary file, with no intermediate WAV.
 
     WAV and FLAC are 16-bit PCM (soundfile); MP3 is constant bitrate at :func:`mp3_cbr_kbps` (320 kbps at 32,
@@ -114,6 +116,8 @@ def encode(audio: np.ndarray, sample_rate: int, fmt: str, dest: BinaryIO) -> Non
         sample_rate: Hz.
         fmt: a key of :data:`ENCODINGS`.
         dest: binary file object, seekable for WAV and FLAC (the header is finalised at the end).
+        strings: libsndfile's ``title`` / ``artist`` / ``comment`` for WAV (LIST/INFO) and FLAC; empty ones are
+            left out. MP3 tags are written afterwards (:mod:`.tags`).
 
     Raises:
         ValueError: if the audio holds NaN or Inf (sanitise it first).
@@ -130,7 +134,11 @@ def encode(audio: np.ndarray, sample_rate: int, fmt: str, dest: BinaryIO) -> Non
         return
     container, subtype = _SOUNDFILE_FORMATS[fmt]
     try:
-        sf.write(dest, samples.T, sample_rate, format=container, subtype=subtype)
+        with sf.SoundFile(dest, "w", sample_rate, samples.shape[0], subtype, format=container) as handle:
+            for name, value in (strings or {}).items():
+                if value:
+                    setattr(handle, name, value)
+            handle.write(samples.T)
     except (sf.SoundFileError, ValueError, TypeError) as exc:
         raise EncodeError(
             f"cannot write {fmt.upper()} at {sample_rate} Hz with {samples.shape[0]} channels: {_reason(exc)}"

@@ -8,7 +8,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import protocol
-from ..protocol import RequestError
+from ..audio import tags
+from ..protocol import SEED_MAX, RequestError
 from ..services import EXTENSION_KEY, Services
 from ..storage import library
 
@@ -62,3 +63,33 @@ def track_flags(name: str) -> tuple[Response, int]:
     public = track.public()
     svc.emit(protocol.TRACKS_CHANGED, {"updated": public})
     return jsonify({"ok": True, "track": public}), 200
+
+
+@bp.post("/api/tags")
+def read_tags() -> tuple[Response, int]:
+    """Read the record our tags carry in an uploaded file (field ``file``) and answer its request, validated.
+
+    Nothing is decoded or kept: only the tags are parsed, and the request they hold is checked like a
+    ``submit_sliders`` payload before it is answered, so a forged tag is refused by the field it breaks.
+    """
+    upload = request.files.get("file")
+    if upload is None:
+        return refused({"type": "invalid_request", "field": "file", "message": "no file in the 'file' field"})
+    try:
+        record = tags.read(upload.stream)
+    except tags.TagError as exc:
+        return refused({"type": "invalid_tags", "field": "file", "message": str(exc)}, 422)
+    stored = record.get("request") if record else None
+    if not isinstance(stored, dict):
+        return refused({"type": "no_tags", "field": "file",
+                        "message": "this file carries no audiocraft-webui parameters"}, 422)
+    try:
+        parsed = protocol.parse_generation_request(stored, services().catalog)
+    except RequestError as exc:
+        return refused(exc.as_json(), 422)
+    assert record is not None, "a request was found in it"
+    params = record.get("parameters")
+    seed = params.get("seed") if isinstance(params, dict) else None
+    return jsonify({"ok": True, "request": parsed.as_json(), "clamped": parsed.clamped,
+                    "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= SEED_MAX
+                    else None}), 200

@@ -16,7 +16,7 @@ from typing import IO
 
 import numpy as np
 
-from . import autotune, protocol
+from . import autotune, modelcache, protocol
 from .audio import dsp, loudness, output
 from .engines import AudioClip, GenerationOutput, GenerationSpec, MusicEngine
 from .jobs import Job
@@ -109,6 +109,8 @@ class GenerationRunner:
         started = time.perf_counter()
         try:
             progress.phase("loading_model", 0.0, 0.05)
+            if self.engine.loaded_model != model.key:
+                self._download(model, progress)
             self.engine.ensure_loaded(model, lambda name: progress.phase(name, 0.0, 0.05))
             rendered = self._render(job, task, model, progress)
             progress.phase("writing", 0.95, 1.0)
@@ -119,6 +121,15 @@ class GenerationRunner:
                 self.engine.unload()
         return {"prompt": request.prompt, "filename": track.pair()[0], "json_filename": track.pair()[1],
                 "name": track.base, "seed": task.seed, "meta": track.meta}
+
+    @staticmethod
+    def _download(model: ModelInfo, progress: Progress) -> None:
+        """Fetch a model's missing checkpoint files first, so the job's progress shows bytes and percent."""
+        if not modelcache.missing_files(model):
+            return
+        progress.phase("downloading", 0.0, 0.04)
+        modelcache.fetch(model, lambda done, total: progress.update(
+            done / total if total else 0.0, {"downloaded_bytes": done, "total_bytes": total}))
 
     def _render(self, job: Job, task: GenerateTask, model: ModelInfo, progress: Progress) -> Rendered:
         """Render the audio; an append job that fails says so and fails (never a plain track claiming an append)."""

@@ -70,14 +70,15 @@ RANGES: dict[str, tuple[type, float, float, float]] = {
 class RequestError(ValueError):
     """A client payload that cannot become a job; ``field`` names the culprit for the UI."""
 
-    def __init__(self, field_name: str, message: str) -> None:
+    def __init__(self, field_name: str, message: str, kind: str = "invalid_request") -> None:
         super().__init__(message)
         self.field = field_name
         self.message = message
+        self.kind = kind
 
     def as_json(self) -> dict:
-        """The error as sent to the browser."""
-        return {"type": "invalid_request", "field": self.field, "message": self.message}
+        """The error as sent to the browser; ``type`` is the stable code the UI maps to a message."""
+        return {"type": self.kind, "field": self.field, "message": self.message}
 
 
 @dataclass(frozen=True)

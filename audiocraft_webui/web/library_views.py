@@ -12,6 +12,7 @@ from ..audio import tags
 from ..protocol import SEED_MAX, RequestError
 from ..services import EXTENSION_KEY, Services
 from ..storage import library
+from .views import models_with_availability
 
 bp = Blueprint("library", __name__)
 
@@ -45,6 +46,12 @@ def tracks() -> tuple[Response, int]:
     page, total = library.select(store.list_tracks(), query)
     return Response(store.public_json(page), mimetype="application/json",
                     headers={"X-Total-Count": str(total)}), 200
+
+
+@bp.get("/api/models")
+def models() -> Response:
+    """The models offered, each with ``cached`` (loads without a download) and its size (README, "HTTP routes")."""
+    return jsonify(models_with_availability(services()))
 
 
 @bp.post("/api/tracks/<name>/flags")

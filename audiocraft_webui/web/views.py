@@ -6,7 +6,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from .. import protocol
+from .. import modelcache, protocol
 from ..config import STATIC_DIR
 from ..services import EXTENSION_KEY, Services
 from ..storage import TrackLocked, UnsafeName, safe_child, safe_descendant
@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webui", __name__)
 
 AUDIO_MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
+#: The stable ``error_type`` of Flask's own HTTP errors, by status.
+HTTP_ERROR_TYPES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 #: Folders under static/ holding user data: served only by their own routes (by id), never as static files.
 DATA_FOLDERS = frozenset({"audio", "stems", "stems_any", "uploads", "temp", "demucs_any"})
 
@@ -27,16 +29,22 @@ def services() -> Services:
     return current_app.extensions[EXTENSION_KEY]
 
 
+def models_with_availability(svc: Services) -> list[dict]:
+    """The catalogue, each model marked with whether it is on this machine and its download size."""
+    return [{**model.public(), **modelcache.availability(model).public()} for model in svc.catalog.models()]
+
+
 def boot_config() -> dict:
     """Everything the page needs at start: models, ranges, formats, last run; passed as a JSON block."""
     svc = services()
     return {
         "version": __version__,
-        "models": svc.catalog.public(),
+        "models": models_with_availability(svc),
         "ranges": protocol.boot_ranges(),
         "formats": list(protocol.FORMATS),
         "sample_rates": [str(rate) for rate in protocol.SAMPLE_RATES],
         "stem_targets": list(protocol.STEM_TARGETS),
+        "loudness_targets": list(protocol.LOUDNESS_TARGETS),
         "last_run": svc.store.load_last_run(),
         "recovery": svc.recovery.as_json(),
         "interrupted": [job.public() for job in svc.interrupted],
@@ -70,11 +78,11 @@ def accept_upload(field: str, purpose: str) -> tuple[Response, int]:
     """Accept one uploaded audio file into the uploads store."""
     storage = request.files.get(field)
     if storage is None:
-        return jsonify({"ok": False, "error": f"no file in the '{field}' field"}), 400
+        return jsonify({"ok": False, "error": f"no file in the '{field}' field", "error_type": "invalid_request"}), 400
     try:
         info = services().uploads.save(storage.stream, storage.filename or "", purpose)
     except UploadError as exc:
-        return jsonify({"ok": False, "error": exc.message}), exc.status
+        return jsonify({"ok": False, "error": exc.message, "error_type": exc.kind}), exc.status
     return jsonify({"ok": True, **info.public()}), 200
 
 
@@ -185,4 +193,5 @@ def http_error(exc: HTTPException) -> tuple[Response, int]:
             message = "the form has too many parts or a text field that is too large"
         else:
             message = f"the upload is too large (limit {limit // (1024 * 1024)} MB)"
-    return jsonify({"success": False, "ok": False, "error": message}), exc.code or 500
+    return jsonify({"success": False, "ok": False, "error": message,
+                    "error_type": HTTP_ERROR_TYPES.get(exc.code or 500, "server_error")}), exc.code or 500

@@ -38,8 +38,10 @@ def strings(record: dict) -> dict[str, str]:
     text = record_text(record)
     if len(text) > MAX_INFO_CHARS:
         text = json.dumps({"request": record.get("request")}, ensure_ascii=False, separators=(",", ":"))
-    return {"title": str(record.get("prompt", "")), "artist": str(record.get("parameters", {}).get("artist", "")),
-            "comment": text if len(text) <= MAX_INFO_CHARS else ""}
+    values = {"title": str(record.get("prompt", "")), "artist": str(record.get("parameters", {}).get("artist", "")),
+              "comment": text if len(text) <= MAX_INFO_CHARS else ""}
+    # libsndfile refuses a string holding NUL (C strings); the full text stays in the JSON and the ID3 chunk.
+    return {name: value.replace("\x00", "") for name, value in values.items()}
 
 
 def write(data: bytes, fmt: str, record: dict) -> bytes:

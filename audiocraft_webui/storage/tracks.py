@@ -202,6 +202,15 @@ class TrackStore:
                 tracks.append(Track(base, audio.name, meta, audio.stat(follow_symlinks=False).st_mtime))
         return sorted(tracks, key=lambda track: track.mtime, reverse=True)
 
+    def record(self, base: str) -> dict | None:
+        """A track's parsed JSON through the cache (the startup sweep reads every record this way, so the first
+        list after a start is already warm); None when it is missing or not a JSON object."""
+        try:
+            info = (self.audio_dir / f"{base}.json").stat()
+        except OSError:
+            return None
+        return self._record(base, info)
+
     def _record(self, base: str, info: os.stat_result) -> dict | None:
         """The parsed JSON of a track, from the cache while the file is the one parsed before."""
         key = (info.st_ino, info.st_mtime_ns, info.st_size)
@@ -247,10 +256,7 @@ class TrackStore:
         if base.startswith(".") or json_path.is_symlink():
             return None
         audio = self.audio_of(base)
-        try:
-            meta = self._record(base, json_path.stat()) if audio is not None else None
-        except OSError:
-            return None
+        meta = self.record(base) if audio is not None else None
         if audio is None or meta is None:
             return None
         return Track(base, audio.name, meta, audio.stat().st_mtime)

@@ -23,7 +23,7 @@ def create_app(overrides: dict | None = None, *, engine=None):
 
     from .config import DEFAULTS, STATIC_DIR, TEMPLATE_DIR
     from .services import EXTENSION_KEY, build_services
-    from .web import events, stem_events, stem_views, views
+    from .web import events, library_views, stem_events, stem_views, views
     from .web.security import POLICY_KEY, AccessPolicy, RequestGuard
 
     app = Flask(__name__, static_folder=str(STATIC_DIR), template_folder=str(TEMPLATE_DIR))
@@ -38,6 +38,7 @@ def create_app(overrides: dict | None = None, *, engine=None):
     app.register_blueprint(views.bp)
     app.view_functions["static"] = views.static_asset
     app.register_blueprint(stem_views.bp)
+    app.register_blueprint(library_views.bp)
     events.register(socketio, services)
     stem_events.register(socketio, services)
     app.extensions[POLICY_KEY] = policy = AccessPolicy.from_config(app.config)

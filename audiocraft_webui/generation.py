@@ -6,9 +6,9 @@ track JSON are documented in the README's "JSON schema" section.
 """
 from __future__ import annotations
 
-import io
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,8 +16,8 @@ from typing import IO
 
 import numpy as np
 
-from . import autotune, protocol
-from .audio import codecs, dsp, loudness
+from . import autotune, modelcache, protocol
+from .audio import dsp, loudness, output
 from .engines import AudioClip, GenerationOutput, GenerationSpec, MusicEngine
 from .jobs import Job
 from .models import ModelCatalog, ModelInfo
@@ -36,8 +36,6 @@ MAX_CONTINUATION_PROMPT_SECONDS = 29.5
 #: The continuation prompt is cut to whole multiples of this (25 codec frames): such durations are exact
 #: in binary floating point, so audiocraft's ``int(duration * frame_rate)`` never loses a frame.
 CONTINUATION_PROMPT_STEP_SECONDS = 0.5
-#: Integrated loudness a plain generation is normalised to (streaming-style level).
-TARGET_LUFS = -14.0
 MBD_IMPL = "audiocraft_mbd"
 
 
@@ -83,15 +81,8 @@ class Rendered:
     audio: np.ndarray
     sample_rate: int
     fields: dict
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """The bytes of the output file and the JSON fields saying what was written."""
-
-    data: bytes
-    format: str
-    fields: dict
+    generate_seconds: float
+    new_seconds: float
 
 
 class GenerationRunner:
@@ -115,18 +106,30 @@ class GenerationRunner:
         model = self.catalog.resolve(request.model)
         if model is None:
             raise ValueError(f"model {request.model!r} is no longer offered")
+        started = time.perf_counter()
         try:
             progress.phase("loading_model", 0.0, 0.05)
+            if self.engine.loaded_model != model.key:
+                self._download(model, progress)
             self.engine.ensure_loaded(model, lambda name: progress.phase(name, 0.0, 0.05))
             rendered = self._render(job, task, model, progress)
             progress.phase("writing", 0.95, 1.0)
-            track = self._commit(job, task, model, rendered)
+            track = self._commit(job, task, model, rendered, started)
         finally:
             self.preview.close(job.id)
             if self.unload_after:
                 self.engine.unload()
         return {"prompt": request.prompt, "filename": track.pair()[0], "json_filename": track.pair()[1],
                 "name": track.base, "seed": task.seed, "meta": track.meta}
+
+    @staticmethod
+    def _download(model: ModelInfo, progress: Progress) -> None:
+        """Fetch a model's missing checkpoint files first, so the job's progress shows bytes and percent."""
+        if not modelcache.missing_files(model):
+            return
+        progress.phase("downloading", 0.0, 0.04)
+        modelcache.fetch(model, lambda done, total: progress.update(
+            done / total if total else 0.0, {"downloaded_bytes": done, "total_bytes": total}))
 
     def _render(self, job: Job, task: GenerateTask, model: ModelInfo, progress: Progress) -> Rendered:
         """Render the audio; an append job that fails says so and fails (never a plain track claiming an append)."""
@@ -160,21 +163,25 @@ class GenerationRunner:
         rate = self.engine.sample_rate
         on_preview = (lambda start, samples: self.preview.publish(job, start, samples, rate)) if request.preview \
             else None
+        generate_started = time.perf_counter()
         output = self.engine.generate(spec, progress.update, on_preview)
+        generate_seconds = time.perf_counter() - generate_started
         new_audio, mbd_info = self._decode(output, request, progress, generate_end)
         fields: dict = {"multi_band_diffusion": mbd_info}
         progress.phase("postprocessing", 0.9, 0.95)
         if clip is not None and prompt_clip is not None:
             joined, native_rate = self._append(job, request, clip, prompt_clip, new_audio, output.sample_rate, fields)
             rate = output_rate(request, native_rate)
-            audio = dsp.resample(joined, native_rate, rate)
+            audio, target = dsp.resample(joined, native_rate, rate), None  # the new part was matched to the clip
         else:
-            # Resample before normalising, so the peak ceiling also holds for the resampled waveform.
             rate = output_rate(request, output.sample_rate)
-            audio, fields["loudness"] = loudness.normalize_loudness(
-                dsp.resample(new_audio, output.sample_rate, rate), rate, target_lufs=TARGET_LUFS)
+            audio, target = dsp.resample(new_audio, output.sample_rate, rate), request.target_lufs
         fields["channels_original"] = int(audio.shape[0])
-        return Rendered(dsp.to_output_channels(audio, keep_mono=request.keep_mono), rate, fields)
+        # Normalised and measured as written (final channels and rate), so the JSON states what the file holds.
+        audio, fields["loudness"] = loudness.normalize_loudness(
+            dsp.to_output_channels(audio, keep_mono=request.keep_mono), rate, target_lufs=target,
+            ceiling_dbtp=protocol.TRUE_PEAK_CEILING_DBTP)
+        return Rendered(audio, rate, fields, generate_seconds, new_audio.shape[1] / output.sample_rate)
 
     def _clip(self, upload_id: str | None) -> AudioClip | None:
         """Load an uploaded clip from its saved file by upload id (never by a client path or URL)."""
@@ -231,17 +238,28 @@ class GenerationRunner:
             "continuation_original_seconds": fields["continuation_original_seconds"]})
         return np.concatenate([original, new_part], axis=1), clip.sample_rate
 
-    def _commit(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered) -> Track:
-        """Encode straight into the store's temp file and commit it with its JSON."""
+    def _commit(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered, started: float) -> Track:
+        """Encode, describe and tag the file in memory, then commit it with its JSON (the same record)."""
         request = task.request
-        encoded = encode_output(rendered.audio, rendered.sample_rate, request.format)
         when = datetime.now()
+
+        def describe(encoded_fields: dict, measured: dict | None) -> dict:
+            if measured is not None:  # a lossy file: state what its decoder gives back
+                rendered.fields["loudness"].update(measured)
+            meta = self._meta(job, task, model, rendered, encoded_fields, when)
+            meta["timing"] = {
+                "generate_seconds": round(rendered.generate_seconds, 3),
+                "total_seconds": round(time.perf_counter() - started, 3),
+                "realtime_factor": round(rendered.generate_seconds / max(rendered.new_seconds, 1e-9), 4),
+                "device": self.engine.device}
+            return meta
+
+        written = output.encode_track(rendered.audio, rendered.sample_rate, request.format, describe)
         seed = None if request.seed == protocol.AUTO_SEED else task.seed
         base = base_name(model.key, seed, request.artist, when)
-        meta = self._meta(job, task, model, rendered, encoded, when)
-        return self.store.commit(base, encoded.format, lambda handle: write_all(handle, encoded.data), meta)
+        return self.store.commit(base, written.format, lambda handle: write_all(handle, written.data), written.record)
 
-    def _meta(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered, encoded: Encoded,
+    def _meta(self, job: Job, task: GenerateTask, model: ModelInfo, rendered: Rendered, encoded_fields: dict,
               when: datetime) -> dict:
         """The track's JSON (README, "JSON schema"): what was asked, what was used, what was written."""
         request, effective = task.request, task.effective
@@ -253,7 +271,7 @@ class GenerationRunner:
             "seed": task.seed,
             "seed_requested": request.seed,
             "format_requested": request.format,
-            **encoded.fields,
+            **encoded_fields,
             "sample_rate": rendered.sample_rate,
             "sample_rate_requested": request.sample_rate,
             "channels": int(rendered.audio.shape[0]),
@@ -329,37 +347,6 @@ def match_channels(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, n
         return first, np.repeat(second, first.shape[0], axis=0)
     shared = min(first.shape[0], second.shape[0])
     return first[:shared], second[:shared]
-
-
-def encode_output(audio: np.ndarray, sample_rate: int, fmt: str) -> Encoded:
-    """Encode in memory in the requested format, falling back to WAV when that format cannot be written.
-
-    Encoding to memory first means a failed encoder never leaves a partial file. For MP3 the real
-    bitrate is read back from the encoded frame headers.
-
-    Args:
-        audio: float32 ``[C, T]`` in [-1, 1].
-        sample_rate: Hz.
-        fmt: ``wav``, ``flac`` or ``mp3``.
-
-    Returns:
-        The file bytes, the format actually written and its JSON fields (``format``, and ``bitrate_kbps``
-        for MP3 or ``format_note`` / ``format_error`` after a fallback).
-    """
-    buffer = io.BytesIO()
-    try:
-        codecs.encode(audio, sample_rate, fmt, buffer)
-    except codecs.EncodeError as exc:
-        log.warning("cannot write %s (%s); writing WAV instead", fmt, exc)
-        buffer = io.BytesIO()
-        codecs.encode(audio, sample_rate, "wav", buffer)
-        return Encoded(buffer.getvalue(), "wav", {"format": "wav", "format_note": "fallback_to_wav",
-                                                 "format_error": str(exc)[:300]})
-    fields: dict = {"format": fmt}
-    if fmt == "mp3":
-        buffer.seek(0)
-        fields["bitrate_kbps"] = codecs.mp3_bitrate(buffer)
-    return Encoded(buffer.getvalue(), fmt, fields)
 
 
 def write_all(handle: IO[bytes], data: bytes) -> None:

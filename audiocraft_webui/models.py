@@ -86,6 +86,6 @@ class ModelCatalog:
         """Short names in display order."""
         return list(self._models)
 
-    def public(self) -> list[dict]:
-        """Describe every model for the browser."""
-        return [model.public() for model in self._models.values()]
+    def models(self) -> list[ModelInfo]:
+        """Every model offered, in display order."""
+        return list(self._models.values())

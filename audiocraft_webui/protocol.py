@@ -46,6 +46,11 @@ AUDIO_PREVIEW = "audio_preview"
 FORMATS = ("wav", "flac", "mp3")
 SAMPLE_RATES: tuple[str | int, ...] = ("original", 48000, 32000, 16000)
 STEM_TARGETS = ("", "vocals", "drums", "bass", "other", "all")
+#: Loudness targets a request may choose (integrated LUFS), or ``off`` to keep the model's level.
+LOUDNESS_TARGETS = ("-14", "-16", "-23", "off")
+DEFAULT_LOUDNESS = "-14"
+#: Highest true peak the loudness gain may produce, dBTP.
+TRUE_PEAK_CEILING_DBTP = -1.0
 MAX_PROMPT_CHARS = 2000
 MAX_ARTIST_CHARS = 64
 SEED_MAX = 2**32 - 1
@@ -65,14 +70,15 @@ RANGES: dict[str, tuple[type, float, float, float]] = {
 class RequestError(ValueError):
     """A client payload that cannot become a job; ``field`` names the culprit for the UI."""
 
-    def __init__(self, field_name: str, message: str) -> None:
+    def __init__(self, field_name: str, message: str, kind: str = "invalid_request") -> None:
         super().__init__(message)
         self.field = field_name
         self.message = message
+        self.kind = kind
 
     def as_json(self) -> dict:
-        """The error as sent to the browser."""
-        return {"type": "invalid_request", "field": self.field, "message": self.message}
+        """The error as sent to the browser; ``type`` is the stable code the UI maps to a message."""
+        return {"type": self.kind, "field": self.field, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -95,9 +101,15 @@ class GenerationRequest:
     preview: bool = True
     stem_split: str = ""
     artist: str = ""
+    loudness: str = DEFAULT_LOUDNESS
     audio_prompt: str | None = None
     continuation: str | None = None
     clamped: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def target_lufs(self) -> float | None:
+        """The loudness target in LUFS, or None when loudness normalisation is off."""
+        return None if self.loudness == "off" else float(self.loudness)
 
     def as_json(self) -> dict:
         """Plain-dict form for last_run.json, the track JSON and job persistence."""
@@ -241,6 +253,7 @@ def parse_generation_request(payload: object, catalog: ModelCatalog) -> Generati
         preview=_flag("preview", payload.get("preview"), True),
         stem_split=_choice("stem_split", payload.get("stem_split"), STEM_TARGETS, ""),
         artist=_text("artist", payload.get("artist"), MAX_ARTIST_CHARS),
+        loudness=_choice("loudness", payload.get("loudness"), LOUDNESS_TARGETS, DEFAULT_LOUDNESS),
         audio_prompt=audio_prompt,
         continuation=continuation if append else None,
         clamped=clamped,

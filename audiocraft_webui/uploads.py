@@ -42,12 +42,13 @@ def limits_for(purpose: str) -> sandbox.Limits:
 
 
 class UploadError(ValueError):
-    """An upload that is refused; ``status`` is the HTTP status to answer with."""
+    """An upload that is refused; ``status`` is the HTTP status to answer with, ``kind`` the UI's error code."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, kind: str = "invalid_audio") -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,13 @@ class UploadStore:
     def save(self, stream: IO[bytes], original_name: str, purpose: str) -> UploadInfo:
         """Store an uploaded file after decoding it in the sandbox; nothing is left behind when it is refused."""
         if purpose not in MAX_SECONDS:
-            raise UploadError(f"unknown upload purpose {purpose!r}")
+            raise UploadError(f"unknown upload purpose {purpose!r}", kind="invalid_request")
         with temp_file(self.folder) as (handle, tmp_path):
             size = _copy(stream, handle)
         sidecar: Path | None = None
         try:
             if size == 0:
-                raise UploadError("the file is empty")
+                raise UploadError("the file is empty", kind="empty_file")
             try:
                 probe = sandbox.inspect(tmp_path, limits_for(purpose))
             except sandbox.UnsafeAudio as exc:
@@ -124,7 +125,7 @@ class UploadStore:
         try:
             path = self.path(upload_id)
         except UnsafeName:
-            raise UploadError("the uploaded file is gone; upload it again") from None
+            raise UploadError("the uploaded file is gone; upload it again", kind="not_found") from None
         meta = self.info(upload_id)
         try:
             audio, rate, _ = sandbox.decode(path, limits_for(meta.purpose if meta else "demucs"), self.folder)

@@ -57,6 +57,7 @@ class Progress:
         self._pause = pause
         self._last_sent: float | None = None
         self._span = (0.0, 1.0)
+        self._details: dict = {}
 
     def twin(self, event: str) -> Progress:
         """Another bar of the same job sent as ``event``, with the same clock and pause (it shares ``job.progress``)."""
@@ -68,11 +69,17 @@ class Progress:
         begin = self.job.progress if start is None else max(start, self.job.progress)
         self._span = (begin, max(begin, 1.0 if end is None else end))
         self.job.phase = name
+        self._details = {}
         self._send(force=True)
 
-    def update(self, fraction: float) -> None:
-        """Report the fraction of the current phase done; raises JobCancelled when cancelled."""
+    def update(self, fraction: float, details: dict | None = None) -> None:
+        """Report the fraction of the current phase done; raises JobCancelled when cancelled.
+
+        ``details`` go out with this phase's events (e.g. ``{downloaded_bytes, total_bytes}`` while downloading).
+        """
         self.check_cancel()
+        if details:
+            self._details = details
         if fraction >= 0.5:
             self._pause(self.job.phase)
         start, end = self._span
@@ -98,7 +105,7 @@ class Progress:
             return
         self._last_sent = now
         self._emit(self._event, {"job_id": self.job.id, "progress": round(self.job.progress, 4),
-                                 "phase": self.job.phase, "label": self.job.label})
+                                 "phase": self.job.phase, "label": self.job.label, **self._details})
 
 
 @dataclass(frozen=True)

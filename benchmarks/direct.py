@@ -46,7 +46,7 @@ class DirectRunner:
         Returns:
             Seconds the engine's ``generate`` took.
         """
-        from audiocraft_webui import generation
+        from audiocraft_webui import protocol
         from audiocraft_webui.audio import codecs, dsp, loudness
         from audiocraft_webui.engines import GenerationSpec
         from audiocraft_webui.models import ModelCatalog
@@ -59,9 +59,10 @@ class DirectRunner:
         started = time.perf_counter()
         output = self.engine.generate(spec, lambda _fraction: None)
         generated = time.perf_counter() - started
-        audio, _ = loudness.normalize_loudness(output.audio[:, output.prompt_samples:], output.sample_rate,
-                                                  target_lufs=generation.TARGET_LUFS)
-        audio = dsp.to_output_channels(audio, keep_mono=False)
+        audio = dsp.to_output_channels(output.audio[:, output.prompt_samples:], keep_mono=False)
+        audio, _ = loudness.normalize_loudness(audio, output.sample_rate,
+                                               target_lufs=float(protocol.DEFAULT_LOUDNESS),
+                                               ceiling_dbtp=protocol.TRUE_PEAK_CEILING_DBTP)
         with out.open("wb") as handle:
             codecs.encode(audio, output.sample_rate, "wav", handle)
         return generated

@@ -47,6 +47,7 @@ TARGETS = (
     Target("stems overhead ratio", ("stems", "ratio"), 1.10),
     Target("job with preview / without", ("preview", "ratio"), 1.05),
     Target("first audio_preview / one second generated", ("preview", "first_audio_ratio"), 1.2),
+    Target("track list, 1,000 tracks, median", ("library", "list_ms", "median"), 200.0, unit="ms"),
     Target("RSS after unload / before load", ("memory", "unload", "ratio"), 1.10),
     Target("peak RSS switching / larger model alone", ("memory", "switch", "ratio"), 1.10),
     Target("decode % of bandwidth limit, small (app, eager)", ("decode", "small", "percent_of_limit"), 50.0,
@@ -142,6 +143,12 @@ def detail_rows(results: dict) -> list[tuple[str, str]]:
                      _medians(preview, "with_s", "without_s")))
         rows.append(("  first audio_preview / one second generated, s", _medians(preview, "first_audio_s",
                                                                                  "first_second_s")))
+    if "library" in results:
+        library = results["library"]
+        rows.append((f"  track list, {library['tracks']} tracks: first / median, ms",
+                     f"{library['first_ms']} / {library['list_ms']['median']}"))
+        rows.extend((f"  track list filtered ({name}, {entry['matched']} matched), median ms", f"{entry['median']}")
+                    for name, entry in library["filtered_ms"].items())
     if "postprocess" in results:
         post = results["postprocess"]
         fractions = ", ".join(f"{fmt} {entry['fraction_of_duration']:.4f}" for fmt, entry in post["formats"].items())

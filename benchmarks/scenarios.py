@@ -25,6 +25,7 @@ from audiocraft_webui.audio import codecs, dsp, loudness
 from audiocraft_webui.jobs import RECENT_LIMIT
 
 from .hubs import offline_env
+from .library import library_speed
 from .procs import (
     AppClient,
     BenchError,
@@ -572,4 +573,4 @@ PROFILES = {
 }
 
 #: Scenarios that run on a server of their own, so ``--only`` can run them alone.
-FOCUSED: dict[str, Callable[[Path, Path, Profile], dict]] = {"preview": preview_cost}
+FOCUSED: dict[str, Callable[[Path, Path, Profile], dict]] = {"preview": preview_cost, "library": library_speed}

@@ -30,6 +30,8 @@ FIGURES = [
     ("memory", "unload", "ratio"), ("memory", "switch", "peak_mb"), ("memory", "switch", "ratio"),
     ("preview", "ratio"), ("preview", "first_audio_ratio"), ("preview", "first_audio_s", "median"),
     ("preview", "first_second_s", "median"),
+    ("library", "first_ms"), ("library", "list_ms", "median"), ("library", "filtered_ms", "search", "median"),
+    ("library", "filtered_ms", "combined", "median"),
 ]
 
 
@@ -64,7 +66,7 @@ def test_quick_bench_reports_every_figure(tiny_hub: Path, tmp_path: Path) -> Non
         assert "loops on a CPU of their own" in run.stdout
     assert {row["label"] for row in data["targets"]} == {target.label for target in report.TARGETS
                                                         if target.value(data["results"]) is not None}
-    assert len(data["targets"]) == 9
+    assert len(data["targets"]) == 10
     assert data["machine"]["cpus"] and data["settings"]["name"] == "quick"
     assert "overhead ratio, tiny model" in run.stdout and str(out) in run.stdout
     assert list(tmp_path.glob("work-*")) == []

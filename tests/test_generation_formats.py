@@ -58,6 +58,7 @@ def test_mp3_is_constant_bitrate_at_the_highest_rate_the_mpeg_version_allows(env
     info = sf.info(path)
     params = env.meta(done)["parameters"]
     assert info.format == "MP3" and info.samplerate == rate == params["sample_rate"]
+    assert info.frames == 2 * rate, "the gapless header gives the exact length back"
     assert params["format"] == "mp3" and params["bitrate_kbps"] == kbps
 
 
@@ -77,10 +78,10 @@ def test_resampling_is_soxr_of_the_same_audio_and_keeps_the_peak_ceiling(env):
 def test_unwritable_format_falls_back_to_wav_and_the_json_says_why(env, monkeypatch):
     real_encode = codecs.encode
 
-    def encode(audio, sample_rate, fmt, dest):
+    def encode(audio, sample_rate, fmt, dest, **options):
         if fmt == "mp3":
-            raise codecs.EncodeError("MP3 encoder unavailable: no lameenc")
-        real_encode(audio, sample_rate, fmt, dest)
+            raise codecs.EncodeError("MP3 encoder unavailable: no PyAV")
+        real_encode(audio, sample_rate, fmt, dest, **options)
 
     monkeypatch.setattr(codecs, "encode", encode)
     done = env.generate(format="mp3", values={"seed": 104})
@@ -88,7 +89,7 @@ def test_unwritable_format_falls_back_to_wav_and_the_json_says_why(env, monkeypa
     assert files_of(env, done) == sorted([f"{done['name']}.wav", f"{done['name']}.json"])
     params = env.meta(done)["parameters"]
     assert params["format"] == "wav" and params["format_requested"] == "mp3"
-    assert params["format_note"] == "fallback_to_wav" and "no lameenc" in params["format_error"]
+    assert params["format_note"] == "fallback_to_wav" and "no PyAV" in params["format_error"]
     assert "bitrate_kbps" not in params
     assert sf.info(env.path(done)).format == "WAV"
 

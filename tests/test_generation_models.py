@@ -86,7 +86,7 @@ def test_custom_models_load_from_a_local_folder_and_from_a_hub_id(tiny_hub, tmp_
                     tiny_hub / "hub" / "models--acme--musicgen-stereo-finetune", dirs_exist_ok=True)
     overrides = {"CUSTOM_MODELS": [str(folder), "acme/musicgen-stereo-finetune"]}
     with running_env(tmp_path / "data", overrides) as custom:
-        offered = {model["key"]: model for model in custom.services.catalog.public()}
+        offered = {model.key: model.public() for model in custom.services.catalog.models()}
         assert offered["custom-My-Finetune"] == {"key": "custom-My-Finetune", "size": "small", "melody": False,
                                                  "stereo": False, "custom": True}
         assert offered["custom-musicgen-stereo-finetune"]["stereo"] is True

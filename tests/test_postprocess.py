@@ -231,22 +231,23 @@ def test_normalize_reaches_the_target():
     out, info = loudness.normalize_loudness(audio, 48000, target_lufs=-14.0)
 
     assert loudness.integrated_loudness(out, 48000) == pytest.approx(-14.0, abs=0.01)
-    assert info["lufs_after"] == pytest.approx(-14.0, abs=0.01)
+    assert info["lufs"] == pytest.approx(-14.0, abs=0.01) and info["target_lufs"] == -14.0
     assert info["gain_db"] == pytest.approx(-14.0 - info["lufs_before"], abs=0.02)
     assert info["peak_limited"] is False
-    assert info["peak"] == round(dsp.peak(out), 4) <= 0.98
+    assert info["true_peak_dbtp"] == pytest.approx(20 * math.log10(loudness.true_peak(out, 48000)), abs=0.01)
+    assert info["true_peak_dbtp"] <= -1.0
     assert out.dtype == np.float32 and out.shape == audio.shape
 
 
-def test_normalize_limits_gain_at_the_peak_ceiling():
-    audio = sine(997, 5.0, 48000, 0.5)  # about -9 LUFS; reaching -3 would need a peak of 1.0
+def test_normalize_limits_gain_at_the_true_peak_ceiling():
+    audio = sine(997, 5.0, 48000, 0.5)  # about -9 LUFS; reaching -3 would need a true peak of +3 dBTP
 
-    out, info = loudness.normalize_loudness(audio, 48000, target_lufs=-3.0, peak_ceiling=0.9)
+    out, info = loudness.normalize_loudness(audio, 48000, target_lufs=-3.0, ceiling_dbtp=-1.0)
 
     assert info["peak_limited"] is True
-    assert dsp.peak(out) == pytest.approx(0.9, abs=1e-6)
-    assert info["gain_db"] == pytest.approx(20 * math.log10(0.9 / 0.5), abs=0.01)
-    assert info["lufs_after"] < -3.0
+    assert loudness.true_peak(out, 48000) == pytest.approx(10 ** (-1 / 20), abs=1e-4)
+    assert info["true_peak_dbtp"] == -1.0
+    assert info["lufs"] < -3.0 and info["lufs"] == pytest.approx(loudness.integrated_loudness(out, 48000), abs=0.01)
 
 
 @pytest.mark.parametrize("audio", [np.zeros((2, 48000), np.float32), sine(997, 2.0, 48000, 1e-4)])
@@ -254,14 +255,54 @@ def test_normalize_never_amplifies_silence(audio):
     out, info = loudness.normalize_loudness(audio, 48000)
 
     np.testing.assert_array_equal(out, audio)
-    assert info["lufs_before"] is None and info["lufs_after"] is None
+    assert info["lufs_before"] is None and info["lufs"] is None
     assert info["gain_db"] == 0.0
 
 
-@pytest.mark.parametrize("kwargs", [{"peak_ceiling": 0.0}, {"peak_ceiling": 1.5}, {"target_lufs": math.nan}])
+def test_normalize_off_only_measures():
+    audio = noise(2.0, 32000, scale=0.05, channels=2)
+
+    out, info = loudness.normalize_loudness(audio, 32000, target_lufs=None)
+
+    assert out is audio and info["gain_db"] == 0.0 and info["target_lufs"] is None
+    assert info["lufs"] == info["lufs_before"] == round(loudness.integrated_loudness(audio, 32000), 2)
+    assert info == {**info, **loudness.measure(audio, 32000)}
+
+
+def test_duplicated_mono_is_three_decibels_louder_than_the_mono():
+    mono = noise(3.0, 32000, scale=0.05)
+    stereo = np.repeat(mono, 2, axis=0)
+
+    assert loudness.integrated_loudness(stereo, 32000) - loudness.integrated_loudness(mono, 32000) == \
+        pytest.approx(10 * math.log10(2), abs=0.01)
+
+
+@pytest.mark.parametrize("kwargs", [{"ceiling_dbtp": 0.5}, {"target_lufs": math.nan}])
 def test_normalize_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError):
         loudness.normalize_loudness(noise(1.0), MODEL_RATE, **kwargs)
+
+
+# ---- true peak (BS.1770-4 Annex 2) ----
+
+
+@pytest.mark.parametrize("rate", [16000, 32000, 48000])
+def test_true_peak_finds_the_peak_between_samples(rate):
+    # A sine at a quarter of the rate, 45 degrees off: every sample sits at 0.707, the waveform reaches 1.0.
+    t = np.arange(rate) / rate
+    audio = np.sin(2 * np.pi * rate / 4 * t + np.pi / 4).astype(np.float32)[None]
+
+    assert dsp.peak(audio) == pytest.approx(0.7071, abs=1e-3)
+    assert 20 * math.log10(loudness.true_peak(audio, rate)) == pytest.approx(0.0, abs=0.2)
+
+
+@pytest.mark.parametrize("freq", [100, 997, 5000, 12000])
+def test_true_peak_of_a_sine_is_its_amplitude(freq):
+    audio = sine(freq, 1.0, 48000, 0.5, channels=2)
+
+    assert loudness.true_peak(audio, 48000) == pytest.approx(0.5, rel=0.025)  # +-0.2 dB
+    assert loudness.true_peak(np.zeros((1, 0), np.float32), 48000) == 0.0
+    assert loudness.to_db(0.0) is None
 
 
 # ---- append-mode loudness match (docs/DESIGN.md, "Append mode") ----
@@ -472,7 +513,7 @@ def test_unsupported_cases_raise_encode_error(fmt, rate, channels):
 
 
 def test_missing_mp3_encoder_raises_encode_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "lameenc", None)
+    monkeypatch.setitem(sys.modules, "av", None)
 
     with pytest.raises(EncodeError, match="unavailable"):
         codecs.encode(noise(0.1), 32000, "mp3", io.BytesIO())

@@ -176,7 +176,7 @@ def test_a_stem_zip_holds_exactly_the_stems_whatever_else_is_in_the_folder(clien
     assert answer.status_code == 200
     with zipfile.ZipFile(io.BytesIO(answer.data)) as archive:
         names = archive.namelist()
-        assert sorted(names) == ["bass.wav", "drums.wav", "other.wav", "vocals.wav"]
+        assert sorted(names) == [f"{TRACK}_{stem}.wav" for stem in ("bass", "drums", "other", "vocals")]
         assert not any(mark in name for name in names for mark in ("/", "\\", ".."))
         target = tmp_path / "unzipped"
         archive.extractall(target)

@@ -46,6 +46,7 @@ def test_api_lists_the_stems_and_serves_each_as_wav(client, track):
     assert listing["stems"] == [{"name": stem, "url": f"/static/stems/{name}/{stem}.wav"} for stem in FOUR]
     response = client.get(listing["stems"][0]["url"])
     assert response.status_code == 200 and response.mimetype == "audio/wav"
+    assert response.headers["Content-Disposition"] == f"inline; filename={name}_vocals.wav"
     audio, rate = read_wav(response.data)
     assert rate == STEM_RATE and np.array_equal(audio, stems["vocals"])
     assert client.get("/api/stems/no_such_track").status_code == 404
@@ -60,10 +61,10 @@ def test_zip_holds_exactly_the_chosen_stems_with_plain_names(client, services, t
     assert f'filename="{name}_stems.zip"' in response.headers["Content-Disposition"]
     with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
         assert archive.testzip() is None
-        assert archive.namelist() == [f"{stem}.wav" for stem in expected]
+        assert archive.namelist() == [f"{name}_{stem}.wav" for stem in expected]
         for stem in expected:
             stored = services.store.stems_dir / name / f"{stem}.wav"
-            assert archive.read(f"{stem}.wav") == stored.read_bytes()
+            assert archive.read(f"{name}_{stem}.wav") == stored.read_bytes()
     assert leftovers(services.store.root) == []
 
 
@@ -113,7 +114,7 @@ def test_stems_of_an_uploaded_file_have_the_same_routes(client, services):
         "name": "drums", "url": f"/static/stems_any/{key}/drums.wav"}
     assert client.get(f"/static/stems_any/{key}/drums.wav").mimetype == "audio/wav"
     with zipfile.ZipFile(io.BytesIO(client.get(f"/stems_any_zip/{key}?stems=other").data)) as archive:
-        assert archive.namelist() == ["other.wav"]
+        assert archive.namelist() == [f"{key}_other.wav"]
     audio, _ = read_wav(mix(client, f"/stems_any_mix/{key}", {"stems": {"bass": {"gain": 0.5}}}).data)
     np.testing.assert_allclose(audio, 0.5 * stems["bass"], atol=1 / 32767)
     assert client.get(f"/api/stems_any/{'cd' * 16}").status_code == 404

@@ -138,7 +138,7 @@ def test_clear_all_removes_tracks_stems_and_extra_folders(store, tmp_path):
     uploads.mkdir()
     (uploads / "a.wav").write_bytes(b"x")
     (store.stems_dir / "small_19082025_14_05").mkdir()
-    deleted = store.clear_all(extra_folders=(uploads,))
+    deleted = store.clear_all(extra_folders=(uploads,)).removed
     assert len(deleted) == 6
     assert store.list_tracks() == [] and list(uploads.iterdir()) == [] and list(store.stems_dir.iterdir()) == []
 

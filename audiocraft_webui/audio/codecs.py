@@ -1,12 +1,15 @@
-"""Encoding and reading audio files: WAV and FLAC through soundfile, MP3 through lameenc, header probes.
+"""Encoding and reading audio files: WAV and FLAC through soundfile, MP3 through PyAV's libmp3lame, header probes.
 
 Every format is written straight into the caller's file object, so no intermediate WAV is ever left
-behind; MP3 is written at an exact constant bitrate (320 kbps for MPEG-1 rates).
+behind; MP3 is written at an exact constant bitrate (320 kbps for MPEG-1 rates) with LAME's gapless header
+(encoder delay and padding), so every format decodes to exactly the samples written.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -99,19 +102,22 @@ def mp3_cbr_kbps(sample_rate: int) -> int:
     return MP3_CBR_KBPS[sample_rate]
 
 
-def encode(audio: np.ndarray, sample_rate: int, fmt: str, dest: BinaryIO) -> None:
+def encode(audio: np.ndarray, sample_rate: int, fmt: str, dest: BinaryIO,
+           strings: Mapping[str, str] | None = None) -> None:
     """Write audio in the requested format straight into an open binary file, with no intermediate WAV.
 
     WAV and FLAC are 16-bit PCM (soundfile); MP3 is constant bitrate at :func:`mp3_cbr_kbps` (320 kbps at 32,
-    44.1 and 48 kHz), LAME quality 2 (lameenc). Samples are clipped to [-1, 1] first. Everything that can be
-    checked is checked before the first byte is written; a codec failure midway may leave partial data in
-    ``dest``, which the caller discards.
+    44.1 and 48 kHz), LAME quality 2 (PyAV's libmp3lame), gapless. Samples are clipped to [-1, 1] first.
+    Everything that can be checked is checked before the first byte is written; a codec failure midway may
+    leave partial data in ``dest``, which the caller discards.
 
     Args:
         audio: float32 ``[C, T]`` in [-1, 1].
         sample_rate: Hz.
         fmt: a key of :data:`ENCODINGS`.
         dest: binary file object, seekable for WAV and FLAC (the header is finalised at the end).
+        strings: libsndfile's ``title`` / ``artist`` / ``comment`` for WAV (LIST/INFO) and FLAC; empty ones are
+            left out. MP3 tags are written afterwards (:mod:`.tags`).
 
     Raises:
         ValueError: if the audio holds NaN or Inf (sanitise it first).
@@ -128,7 +134,11 @@ def encode(audio: np.ndarray, sample_rate: int, fmt: str, dest: BinaryIO) -> Non
         return
     container, subtype = _SOUNDFILE_FORMATS[fmt]
     try:
-        sf.write(dest, samples.T, sample_rate, format=container, subtype=subtype)
+        with sf.SoundFile(dest, "w", sample_rate, samples.shape[0], subtype, format=container) as handle:
+            for name, value in (strings or {}).items():
+                if value:
+                    setattr(handle, name, value)
+            handle.write(samples.T)
     except (sf.SoundFileError, ValueError, TypeError) as exc:
         raise EncodeError(
             f"cannot write {fmt.upper()} at {sample_rate} Hz with {samples.shape[0]} channels: {_reason(exc)}"
@@ -136,28 +146,34 @@ def encode(audio: np.ndarray, sample_rate: int, fmt: str, dest: BinaryIO) -> Non
 
 
 def _encode_mp3(samples: np.ndarray, sample_rate: int) -> bytes:
-    """Encode ``[C, T]`` float samples in [-1, 1] to a complete CBR MP3 byte string with lameenc."""
+    """Encode ``[C, T]`` float samples in [-1, 1] to a complete CBR MP3 with a LAME/Xing header (PyAV, libmp3lame).
+
+    The header's encoder delay and padding let decoders (libsndfile, FFmpeg) return exactly ``T`` samples;
+    the muxer's own ID3 tag is left out (the app writes its tags itself, :mod:`.tags`).
+    """
     kbps = mp3_cbr_kbps(sample_rate)
     channels = samples.shape[0]
     if channels not in (1, 2):
         raise EncodeError(f"MP3 holds 1 or 2 channels, got {channels}")
     try:
-        import lameenc
+        import av
     except ImportError as exc:
         raise EncodeError(f"MP3 encoder unavailable: {exc}") from exc
-    pcm = np.round(samples.T * _INT16_SCALE).astype("<i2")
+    layout = "stereo" if channels == 2 else "mono"
+    buffer = io.BytesIO()
     try:
-        encoder = lameenc.Encoder()
-        encoder.set_bit_rate(kbps)
-        encoder.set_in_sample_rate(sample_rate)
-        # Pinning the output rate stops LAME from resampling to a rate of its own choosing.
-        encoder.set_out_sample_rate(sample_rate)
-        encoder.set_channels(channels)
-        encoder.set_quality(MP3_QUALITY)
-        return bytes(encoder.encode(pcm.tobytes()) + encoder.flush())
-    except RuntimeError as exc:
+        with av.open(buffer, "w", format="mp3", options={"id3v2_version": "0"}) as container:
+            stream = container.add_stream("libmp3lame", rate=sample_rate, layout=layout,
+                                          options={"compression_level": str(MP3_QUALITY)})
+            stream.bit_rate = kbps * 1000
+            frame = av.AudioFrame.from_ndarray(np.round(samples * _INT16_SCALE).astype(np.int16), format="s16p",
+                                               layout=layout)
+            frame.sample_rate = sample_rate
+            container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    except (av.FFmpegError, ValueError) as exc:
         raise EncodeError(f"MP3 encoding failed at {sample_rate} Hz: {exc}") from exc
-
+    return buffer.getvalue()
 
 
 def _is_path(source: AudioSource) -> bool:

@@ -1,10 +1,11 @@
-"""Loudness: ITU-R BS.1770-4 integrated loudness, normalisation to a target, and append-mode level matching.
+"""Loudness: ITU-R BS.1770-4 integrated loudness and true peak, normalisation to a target, append-mode matching.
 
-The meter is implemented with numpy/scipy (K-weighting, gated 400 ms blocks); it reads EBU Tech 3341
-cases 1 and 2 as -23.0 and -33.0 LUFS.
+The meters are implemented with numpy/scipy (K-weighting, gated 400 ms blocks; 4x polyphase oversampling for
+the true peak); the loudness meter reads EBU Tech 3341 cases 1 and 2 as -23.0 and -33.0 LUFS.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -24,6 +25,10 @@ _SHELF_Q = 0.7071752369554196
 _SHELF_VB_EXPONENT = 0.4996667741545416
 _HIGHPASS_F0 = 38.13547087602444
 _HIGHPASS_Q = 0.5003270373238773
+# True-peak interpolation filter: taps per phase, cut-off as a fraction of the original Nyquist, Kaiser beta.
+_TRUE_PEAK_TAPS_PER_PHASE = 24
+_TRUE_PEAK_CUTOFF = 0.9
+_TRUE_PEAK_KAISER_BETA = 8.0
 
 # ---- append-mode loudness match: the original app's RMS match of a continuation to its clip ----
 MATCH_RMS_FLOOR = 1e-9
@@ -100,55 +105,98 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
 
 
 
-def normalize_loudness(
-    audio: np.ndarray, sample_rate: int, *, target_lufs: float = -14.0, peak_ceiling: float = 0.98
-) -> tuple[np.ndarray, dict]:
-    """Bring audio to a target integrated loudness without letting the peak exceed a ceiling.
+@functools.lru_cache(maxsize=4)
+def _oversampling_filter(factor: int) -> np.ndarray:
+    """The interpolation low-pass of the true-peak meter: 96 taps (24 per phase), Kaiser window, float32."""
+    import scipy.signal  # imported here: it costs over a second and the server must start instantly
 
-    The gain moves the BS.1770 loudness to ``target_lufs``; if that would push the peak above
-    ``peak_ceiling`` the gain is lowered until the peak sits on the ceiling (so the result can be quieter
-    than the target). Silence, or audio whose loudness is below the -70 LUFS absolute gate, is returned
-    unchanged: near-silence is never amplified.
+    taps = scipy.signal.firwin(_TRUE_PEAK_TAPS_PER_PHASE * factor, _TRUE_PEAK_CUTOFF / factor,
+                               window=("kaiser", _TRUE_PEAK_KAISER_BETA))
+    return (taps * factor).astype(np.float32)
+
+
+def true_peak(audio: np.ndarray, sample_rate: int) -> float:
+    """Measure BS.1770-4 (Annex 2) true peak: the largest ``|x|`` of the signal oversampled 4x, linear.
+
+    Inter-sample peaks are what a DAC or a lossy decoder can produce between samples; the sample peak misses
+    them. Rates of 96 kHz and above are oversampled 2x, 192 kHz and above not at all, as in libebur128. The
+    interpolation filter reads 0 dBTP sines up to 18 kHz at 48 kHz within 0.2 dB (EBU Tech 3341 allows
+    -0.4 to +0.2 dB).
 
     Args:
-        audio: float32 ``[C, T]`` in [-1, 1].
+        audio: float32 ``[C, T]``.
         sample_rate: Hz.
-        target_lufs: target integrated loudness, LUFS.
-        peak_ceiling: largest allowed ``|x|`` after the gain, in (0, 1].
 
     Returns:
-        ``(audio, info)``: float32 ``[C, T]`` and ``{"lufs_before", "lufs_after", "gain_db", "peak",
-        "peak_limited"}``; LUFS and dB rounded to 2 dp (LUFS ``None`` when below the gate), the final peak to
-        4 dp, and ``peak_limited`` true when the ceiling reduced the gain.
+        The true peak as a linear amplitude (0.0 for empty audio); never below the sample peak.
     """
-    if not 0.0 < peak_ceiling <= 1.0:
-        raise ValueError(f"peak_ceiling must be in (0, 1], got {peak_ceiling}")
-    if not math.isfinite(target_lufs):
+    if audio.size == 0:
+        return 0.0
+    import scipy.signal
+
+    factor = 4 if sample_rate < 96000 else 2 if sample_rate < 192000 else 1
+    if factor == 1:
+        return peak(audio)
+    oversampled = scipy.signal.upfirdn(_oversampling_filter(factor), audio.astype(np.float32), up=factor, axis=-1)
+    return max(float(np.max(np.abs(oversampled))), peak(audio))
+
+
+def to_db(amplitude: float) -> float | None:
+    """A linear amplitude in dB (dBTP for a true peak); None for silence."""
+    return round(20.0 * math.log10(amplitude), 2) if amplitude > 0 else None
+
+
+def normalize_loudness(audio: np.ndarray, sample_rate: int, *, target_lufs: float | None = -14.0,
+                       ceiling_dbtp: float = -1.0) -> tuple[np.ndarray, dict]:
+    """Bring audio to a target integrated loudness without letting its true peak pass a ceiling; measure it.
+
+    Run it on the audio as it will be written (final channels and rate), so the JSON states what the file
+    holds: duplicated mono is 3 dB louder than the mono it came from. The gain moves the BS.1770 loudness to
+    ``target_lufs``; when the true peak would pass ``ceiling_dbtp`` the gain is lowered until it sits on the
+    ceiling (the track is then quieter than the target, and ``peak_limited`` says so). Silence, or audio below
+    the -70 LUFS gate, is never amplified. ``target_lufs=None`` only measures.
+
+    Args:
+        audio: float32 ``[C, T]``.
+        sample_rate: Hz.
+        target_lufs: target integrated loudness, LUFS, or None to leave the level as it is.
+        ceiling_dbtp: highest true peak the gain may produce, dBTP (at most 0).
+
+    Returns:
+        ``(audio, info)``: float32 ``[C, T]`` and ``{"target_lufs", "lufs_before", "lufs", "true_peak_dbtp",
+        "gain_db", "peak_limited"}``; ``lufs`` and ``true_peak_dbtp`` describe the audio returned (LUFS None
+        below the gate, dBTP None for silence), all rounded to 2 dp.
+    """
+    if not ceiling_dbtp <= 0.0:
+        raise ValueError(f"ceiling_dbtp must be at most 0 dBTP, got {ceiling_dbtp}")
+    if target_lufs is not None and not math.isfinite(target_lufs):
         raise ValueError(f"target_lufs must be finite, got {target_lufs}")
     before = integrated_loudness(audio, sample_rate)
-    if not math.isfinite(before):
-        return audio, {
-            "lufs_before": None,
-            "lufs_after": None,
-            "gain_db": 0.0,
-            "peak": round(peak(audio), 4),
-            "peak_limited": False,
-        }
-    gain = 10.0 ** ((target_lufs - before) / 20.0)
-    source_peak = peak(audio)
-    limited = source_peak * gain > peak_ceiling
-    if limited:
-        gain = peak_ceiling / source_peak
-    # The clip only absorbs float32 rounding; the gain already keeps the peak at or below the ceiling.
-    out = np.clip(audio * np.float32(gain), -peak_ceiling, peak_ceiling).astype(np.float32)
-    after = integrated_loudness(out, sample_rate)
+    peak_before = true_peak(audio, sample_rate)
+    gain, limited = 1.0, False
+    if target_lufs is not None and math.isfinite(before):
+        gain = 10.0 ** ((target_lufs - before) / 20.0)
+        ceiling = 10.0 ** (ceiling_dbtp / 20.0)
+        limited = peak_before * gain > ceiling
+        if limited:
+            gain = ceiling / peak_before
+    out = audio if gain == 1.0 else (audio * np.float32(gain)).astype(np.float32)
+    after = before + 20.0 * math.log10(gain) if math.isfinite(before) else before
     return out, {
-        "lufs_before": round(before, 2),
-        "lufs_after": round(after, 2) if math.isfinite(after) else None,
+        "target_lufs": target_lufs,
+        "lufs_before": round(before, 2) if math.isfinite(before) else None,
+        "lufs": round(after, 2) if math.isfinite(after) else None,
+        "true_peak_dbtp": to_db(peak_before * gain),
         "gain_db": round(20.0 * math.log10(gain), 2),
-        "peak": round(peak(out), 4),
         "peak_limited": limited,
     }
+
+
+def measure(audio: np.ndarray, sample_rate: int) -> dict:
+    """Integrated loudness and true peak of audio as decoded from a file: ``{"lufs", "true_peak_dbtp"}``."""
+    lufs = integrated_loudness(audio, sample_rate)
+    return {"lufs": round(lufs, 2) if math.isfinite(lufs) else None,
+            "true_peak_dbtp": to_db(true_peak(audio, sample_rate))}
 
 
 def match_loudness(clip: np.ndarray, generated: np.ndarray) -> tuple[np.ndarray, dict]:

@@ -12,9 +12,4 @@ class StemRequestError(RequestError):
     """A refused ``request_stems`` / ``demucs_any``; ``kind`` tells the UI why (not_found, busy ...)."""
 
     def __init__(self, kind: str, field_name: str, message: str) -> None:
-        super().__init__(field_name, message)
-        self.kind = kind
-
-    def as_json(self) -> dict:
-        """The error as sent to the browser."""
-        return {**super().as_json(), "type": self.kind}
+        super().__init__(field_name, message, kind)

@@ -81,7 +81,7 @@ class RecoverySweep:
             if path.name.startswith(".") or not path.is_file():
                 continue
             if path.suffix == ".json":
-                meta = read_json(path)
+                meta = self.store.record(path.stem)
                 if not isinstance(meta, dict):
                     reason, target = "corrupt_json", f"{path.name}.corrupt-{stamp}"
                 elif self.store.audio_of(path.stem) is None:

@@ -2,10 +2,13 @@
 
 A track is ``static/audio/<base>.<ext>`` plus ``static/audio/<base>.json``; the JSON is written
 last and is the commit marker, so a track without its JSON never appears. Stems of a track live in
-``static/stems/<base>/``. Client names go through :func:`~.paths.safe_child`.
+``static/stems/<base>/``. Client names go through :func:`~.paths.safe_child`. Parsed records are
+cached by the JSON file's identity (inode, mtime, size), so listing a large library parses only the
+files that changed; the store's own writes and removals drop their entries at once.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -24,6 +27,29 @@ from .trash import REMOVAL_JOURNAL, TRASH_PREFIX, move_to_trash
 log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3")
+#: What identifies one version of a JSON file: every write is a rename, so the inode changes too.
+FileKey = tuple[int, int, int]
+
+
+@dataclass
+class _Record:
+    """A parsed track JSON as cached by the store, with its compact encoding once a list has needed it."""
+
+    key: FileKey
+    meta: dict
+    encoded: bytes | None = None
+
+
+class TrackLocked(RuntimeError):
+    """A locked track cannot be deleted; the user unlocks it first."""
+
+
+@dataclass(frozen=True)
+class Cleared:
+    """What a clear-all removed (paths relative to the data folder) and the locked tracks it kept (base names)."""
+
+    removed: list[str]
+    kept: list[str]
 
 
 @dataclass
@@ -39,12 +65,21 @@ class Track:
         """The ``[audio_path, json_path]`` pair of the original ``audio_json_pairs`` event."""
         return [f"static/audio/{self.audio_file}", f"static/audio/{self.base}.json"]
 
+    @property
+    def locked(self) -> bool:
+        """Whether the user locked the track against delete and clear-all."""
+        return self.meta.get("locked") is True
+
     def public(self) -> dict:
         """Describe the track for the browser."""
         return {"name": self.base, "audio": self.pair()[0], "json": self.pair()[1], "meta": self.meta,
                 "mtime": self.mtime}
 
 
+
+def _compact(data: object) -> bytes:
+    """Compact UTF-8 JSON for the wire."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 class TrackStore:
@@ -65,6 +100,7 @@ class TrackStore:
         # Commits, JSON updates and removals exclude each other, so a delete or clear-all while the worker
         # writes a track removes all of it or none of it.
         self._lock = threading.RLock()
+        self._records: dict[str, _Record] = {}
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -89,6 +125,7 @@ class TrackStore:
                 json_tmp = write_temp(self.audio_dir, lambda handle: handle.write(payload), ".json")
                 self.pause("commit_json")
                 os.replace(json_tmp, self.audio_dir / f"{final_base}.json")
+                self._records.pop(final_base, None)
             except BaseException:
                 if json_tmp is not None:
                     json_tmp.unlink(missing_ok=True)
@@ -140,18 +177,70 @@ class TrackStore:
                 return None
             change(meta)
             atomic_write_json(path, meta)
+            self._records.pop(base, None)
         return meta
 
     # ---- reading -------------------------------------------------------------------------------
 
     def list_tracks(self) -> list[Track]:
-        """Committed tracks (valid JSON with its audio present), newest first."""
+        """Committed tracks (valid JSON with its audio present), newest first.
+
+        One directory scan finds every JSON and its audio; only JSON files that changed since the last
+        call are parsed again.
+        """
+        with os.scandir(self.audio_dir) as scan:
+            entries = {entry.name: entry for entry in scan}
         tracks = []
-        for json_path in self.audio_dir.glob("*.json"):
-            track = self._load(json_path.stem)
-            if track is not None:
-                tracks.append(track)
+        for name, entry in entries.items():
+            if not name.endswith(".json") or name.startswith(".") or entry.is_symlink():
+                continue
+            base = name[:-len(".json")]
+            audio = next((entries[base + ext] for ext in AUDIO_EXTENSIONS
+                          if base + ext in entries and entries[base + ext].is_file(follow_symlinks=False)), None)
+            meta = self._record(base, entry.stat(follow_symlinks=False)) if audio is not None else None
+            if audio is not None and meta is not None:
+                tracks.append(Track(base, audio.name, meta, audio.stat(follow_symlinks=False).st_mtime))
         return sorted(tracks, key=lambda track: track.mtime, reverse=True)
+
+    def record(self, base: str) -> dict | None:
+        """A track's parsed JSON through the cache (the startup sweep reads every record this way, so the first
+        list after a start is already warm); None when it is missing or not a JSON object."""
+        try:
+            info = (self.audio_dir / f"{base}.json").stat()
+        except OSError:
+            return None
+        return self._record(base, info)
+
+    def _record(self, base: str, info: os.stat_result) -> dict | None:
+        """The parsed JSON of a track, from the cache while the file is the one parsed before."""
+        key = (info.st_ino, info.st_mtime_ns, info.st_size)
+        cached = self._records.get(base)
+        if cached is not None and cached.key == key:
+            return cached.meta
+        meta = read_json(self.audio_dir / f"{base}.json")
+        if not isinstance(meta, dict):
+            self._records.pop(base, None)
+            return None
+        self._records[base] = _Record(key, meta)
+        return meta
+
+    def public_json(self, tracks: list[Track]) -> bytes:
+        """The JSON list of :meth:`Track.public` for ``tracks``, each record encoded once while it is unchanged.
+
+        Encoding a thousand records with their waveforms is most of a large list's cost; a record read
+        from the cache keeps its encoding until its file changes.
+        """
+        parts = []
+        for track in tracks:
+            record = self._records.get(track.base)
+            if record is None or record.meta is not track.meta:
+                encoded = _compact(track.meta)
+            else:
+                encoded = record.encoded = record.encoded or _compact(track.meta)
+            head = _compact({"name": track.base, "audio": track.pair()[0], "json": track.pair()[1],
+                             "mtime": track.mtime})
+            parts.append(head[:-1] + b',"meta":' + encoded + b"}")
+        return b"[" + b",".join(parts) + b"]"
 
     def get(self, name: object) -> Track | None:
         """Look up one committed track by a client-supplied base name (safe against traversal)."""
@@ -163,15 +252,21 @@ class TrackStore:
 
     def _load(self, base: str) -> Track | None:
         """Load a track if it is complete."""
-        if base.startswith(".") or (self.audio_dir / f"{base}.json").is_symlink():
-            return None
-        meta = read_json(self.audio_dir / f"{base}.json")
-        if not isinstance(meta, dict):
+        json_path = self.audio_dir / f"{base}.json"
+        if base.startswith(".") or json_path.is_symlink():
             return None
         audio = self.audio_of(base)
-        if audio is None:
+        meta = self.record(base) if audio is not None else None
+        if audio is None or meta is None:
             return None
         return Track(base, audio.name, meta, audio.stat().st_mtime)
+
+    def set_flags(self, base: str, flags: dict[str, bool]) -> Track | None:
+        """Set a track's ``favorite`` / ``locked`` flags in its JSON atomically; None if the track is gone."""
+        with self._lock:
+            if self.update_meta(base, lambda meta: meta.update(flags)) is None:
+                return None
+            return self._load(base)
 
     def stems_of(self, base: str) -> list[str]:
         """Stem file names of a track (empty when it has none)."""
@@ -187,11 +282,14 @@ class TrackStore:
 
         Raises:
             UnsafeName: when ``name`` is not a committed track's base name.
+            TrackLocked: when the track is locked (nothing is removed).
         """
         with self._lock:
             track = self.get(name)
             if track is None:
                 raise UnsafeName("no such track")
+            if track.locked:
+                raise TrackLocked(f"{track.base} is locked; unlock it before deleting it")
             # The JSON (the commit marker) goes first: from then on the track is no longer listed.
             victims = [self.audio_dir / f"{track.base}.json", self.audio_dir / track.audio_file]
             stems = self.stems_dir / track.base
@@ -199,14 +297,22 @@ class TrackStore:
                 victims.append(stems)
             return self._trash(victims)
 
-    def clear_all(self, extra_folders: tuple[Path, ...] = ()) -> list[str]:
-        """Remove every track, stems folder and the entries of ``extra_folders`` (uploads, stems_any)."""
+    def clear_all(self, extra_folders: tuple[Path, ...] = ()) -> Cleared:
+        """Remove every track that is not locked, its stems folder, and the entries of ``extra_folders``.
+
+        A locked track keeps its audio, its JSON and its stems folder; everything else in the audio and
+        stems folders goes (uploads and stems_any as given in ``extra_folders``).
+        """
         with self._lock:
+            locked = [track for track in self.list_tracks() if track.locked]
+            # Names a locked track owns in the audio folder (JSON and audio) and in the stems folder (its set).
+            keep = {name for track in locked for name in (f"{track.base}.json", track.audio_file, track.base)}
             victims: list[Path] = []
             for folder in (self.audio_dir, self.stems_dir, *extra_folders):
                 if folder.is_dir():
-                    victims.extend(p for p in folder.iterdir() if not p.name.startswith((TRASH_PREFIX, TMP_PREFIX)))
-            return self._trash(victims)
+                    victims.extend(p for p in folder.iterdir() if not p.name.startswith((TRASH_PREFIX, TMP_PREFIX))
+                                   and not (folder in (self.audio_dir, self.stems_dir) and p.name in keep))
+            return Cleared(self._trash(victims), sorted(track.base for track in locked))
 
     def _trash(self, victims: list[Path]) -> list[str]:
         """Rename victims into one trash folder per parent, then remove those: all or nothing, even on a crash.
@@ -221,6 +327,9 @@ class TrackStore:
             atomic_write_json(journal, {"stamp": stamp, "victims": removed})
             trashes = move_to_trash(victims, stamp, self.pause)
             journal.unlink()
+            for path in victims:
+                if path.parent == self.audio_dir and path.suffix == ".json":
+                    self._records.pop(path.stem, None)
         for trash in trashes:
             remove_tree(trash)
         return removed

@@ -6,7 +6,7 @@ import logging
 from flask import current_app, request
 from flask_socketio import SocketIO, emit
 
-from .. import protocol
+from .. import modelcache, protocol
 from ..jobs import QueueFull
 from ..preview import PreviewError
 from ..protocol import GenerationRequest, RequestError
@@ -102,7 +102,7 @@ def register(socketio: SocketIO, services: Services) -> None:
         return {"ok": True, "job_id": job_id, "outcome": outcome}
 
     def _check_available(parsed: GenerationRequest, names: dict | None = None) -> None:
-        """Refuse a request whose model is no longer offered or whose uploaded clip was deleted.
+        """Refuse a request whose model is no longer offered or cannot load, or whose uploaded clip was deleted.
 
         Args:
             parsed: the request.
@@ -111,8 +111,12 @@ def register(socketio: SocketIO, services: Services) -> None:
         Raises:
             RequestError: naming the field (``model``, ``audio_prompt`` or ``continuation``).
         """
-        if services.catalog.resolve(parsed.model) is None:
+        model = services.catalog.resolve(parsed.model)
+        if model is None:
             raise RequestError("model", f"model {parsed.model!r} is no longer offered; choose another model")
+        reason = modelcache.unavailable_reason(model)
+        if reason is not None:
+            raise RequestError("model", reason, "model_unavailable")
         for field_name, upload_id in (("audio_prompt", parsed.audio_prompt), ("continuation", parsed.continuation)):
             if upload_id is None:
                 continue

@@ -44,6 +44,8 @@ POLICY_KEY = "access_policy"
 HOST_HEADER = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?")
 #: Status lines of the refusals.
 STATUS_LINES = {400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden", 429: "429 Too Many Requests"}
+#: The stable ``error_type`` of each refusal, by status (the UI maps it to a message).
+REFUSAL_TYPES = {400: "bad_host", 401: "login_required", 403: "cross_site", 429: "too_many_logins"}
 #: Failed logins one address may make within ``LOGIN_WINDOW`` seconds before it has to wait.
 LOGIN_FAILURES = 10
 LOGIN_WINDOW = 60.0
@@ -291,7 +293,8 @@ class RequestGuard:
         wait = self.throttle.retry_after(address) if attempt else 0
         if wait:
             return _json_response(start_response, STATUS_LINES[429], {
-                "success": False, "ok": False, "error": f"too many failed logins; try again in {wait} s"},
+                "success": False, "ok": False, "error": f"too many failed logins; try again in {wait} s",
+                "error_type": REFUSAL_TYPES[429]},
                 [("Retry-After", str(wait))])
         logging_in = (method == "GET" and not path.startswith(SOCKETIO_PATH) and token is not None
                       and self.policy.token is not None and _equal(token, self.policy.token))
@@ -303,7 +306,8 @@ class RequestGuard:
             extra = [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')] \
                 if refusal.status == 401 and self.policy.basic else []
             return _json_response(start_response, STATUS_LINES[refusal.status],
-                                  {"success": False, "ok": False, "error": refusal.reason}, extra)
+                                  {"success": False, "ok": False, "error": refusal.reason,
+                                   "error_type": REFUSAL_TYPES[refusal.status]}, extra)
         if logging_in:
             # Drop the token from the address bar and history: redirect to the same URL without it.
             rest = urlencode([(key, value) for key, value in query if key != TOKEN_PARAM])

@@ -80,15 +80,22 @@ def any_stems(key: str) -> tuple[Response, int]:
 # ---- stem files ----------------------------------------------------------------------------------------
 
 
+def stem_file_name(key: str, stem: str) -> str:
+    """What a stem is called once it leaves the server (a download or a ZIP entry): ``<track>_<stem>.wav``."""
+    return f"{key}_{stem}.wav"
+
+
 def _serve(folders: StemFolders, key: str, filename: str) -> Response:
-    """Send one stem WAV (never a link, never outside its folder)."""
+    """Send one stem WAV (never a link, never outside its folder), named ``<track>_<stem>.wav`` for saving."""
     if not filename.endswith(".wav"):
         abort(404)
+    stem = filename.removesuffix(".wav")
     try:
-        path = folders.file(key, filename.removesuffix(".wav"))
+        path = folders.file(key, stem)
     except UnsafeName:
         abort(404)
-    return send_file(path, mimetype="audio/wav", max_age=0, conditional=True)
+    return send_file(path, mimetype="audio/wav", max_age=0, conditional=True,
+                     download_name=stem_file_name(key, stem))
 
 
 @bp.get("/static/stems/<name>/<filename>")
@@ -175,10 +182,10 @@ class _Sink:
 
 
 def _zip(folders: StemFolders, key: str, download: str) -> Response:
-    """Stream the chosen stems of a set as ``<download>.zip`` with plain entry names (``vocals.wav``)."""
+    """Stream the chosen stems of a set as ``<download>.zip``, entries named ``<track>_<stem>.wav`` (no folders)."""
     try:
         names = _selected(folders, key, request.args.get("stems"))
-        files = [(f"{name}.wav", folders.file(key, name)) for name in names]
+        files = [(stem_file_name(key, name), folders.file(key, name)) for name in names]
         body = zip_stream(files)
     except (UnsafeName, OSError):
         abort(404)

@@ -1,4 +1,4 @@
-"""HTTP routes: the page, uploads, track files, the track list, delete and clear-all."""
+"""HTTP routes: the page, uploads, track files, delete and clear-all (the library's routes: library_views)."""
 from __future__ import annotations
 
 import logging
@@ -6,10 +6,10 @@ import logging
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from .. import protocol
+from .. import modelcache, protocol
 from ..config import STATIC_DIR
 from ..services import EXTENSION_KEY, Services
-from ..storage import UnsafeName, safe_child, safe_descendant
+from ..storage import TrackLocked, UnsafeName, safe_child, safe_descendant
 from ..uploads import UploadError
 from ..version import __version__
 
@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webui", __name__)
 
 AUDIO_MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
+#: The stable ``error_type`` of Flask's own HTTP errors, by status.
+HTTP_ERROR_TYPES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 #: Folders under static/ holding user data: served only by their own routes (by id), never as static files.
 DATA_FOLDERS = frozenset({"audio", "stems", "stems_any", "uploads", "temp", "demucs_any"})
 
@@ -27,16 +29,22 @@ def services() -> Services:
     return current_app.extensions[EXTENSION_KEY]
 
 
+def models_with_availability(svc: Services) -> list[dict]:
+    """The catalogue, each model marked with whether it is on this machine and its download size."""
+    return [{**model.public(), **modelcache.availability(model).public()} for model in svc.catalog.models()]
+
+
 def boot_config() -> dict:
     """Everything the page needs at start: models, ranges, formats, last run; passed as a JSON block."""
     svc = services()
     return {
         "version": __version__,
-        "models": svc.catalog.public(),
+        "models": models_with_availability(svc),
         "ranges": protocol.boot_ranges(),
         "formats": list(protocol.FORMATS),
         "sample_rates": [str(rate) for rate in protocol.SAMPLE_RATES],
         "stem_targets": list(protocol.STEM_TARGETS),
+        "loudness_targets": list(protocol.LOUDNESS_TARGETS),
         "last_run": svc.store.load_last_run(),
         "recovery": svc.recovery.as_json(),
         "interrupted": [job.public() for job in svc.interrupted],
@@ -70,11 +78,11 @@ def accept_upload(field: str, purpose: str) -> tuple[Response, int]:
     """Accept one uploaded audio file into the uploads store."""
     storage = request.files.get(field)
     if storage is None:
-        return jsonify({"ok": False, "error": f"no file in the '{field}' field"}), 400
+        return jsonify({"ok": False, "error": f"no file in the '{field}' field", "error_type": "invalid_request"}), 400
     try:
         info = services().uploads.save(storage.stream, storage.filename or "", purpose)
     except UploadError as exc:
-        return jsonify({"ok": False, "error": exc.message}), exc.status
+        return jsonify({"ok": False, "error": exc.message, "error_type": exc.kind}), exc.status
     return jsonify({"ok": True, **info.public()}), 200
 
 
@@ -115,12 +123,6 @@ def upload_file(name: str) -> Response:
     return send_file(path, mimetype=AUDIO_MIME.get(path.suffix, "application/octet-stream"), conditional=True)
 
 
-@bp.get("/api/tracks")
-def tracks() -> Response:
-    """List committed tracks, newest first."""
-    return jsonify([track.public() for track in services().store.list_tracks()])
-
-
 @bp.get("/api/last_run")
 def last_run() -> Response:
     """The last submitted request (for the "restore last run" button)."""
@@ -146,18 +148,26 @@ def delete_audio() -> tuple[Response, int]:
     try:
         deleted = svc.store.delete(_track_name(request.get_json(silent=True)))
     except UnsafeName:
-        return jsonify({"success": False, "error": "no such track"}), 404
+        return jsonify({"success": False, "ok": False, "error": "no such track", "error_type": "not_found"}), 404
+    except TrackLocked as exc:
+        return jsonify({"success": False, "ok": False, "error": str(exc), "error_type": "locked"}), 409
     svc.emit(protocol.TRACKS_CHANGED, {"deleted": deleted})
     return jsonify({"success": True, "deleted": deleted}), 200
 
 
 @bp.post("/delete_all_audio")
 def delete_all_audio() -> tuple[Response, int]:
-    """Remove every track, stems folder and upload (the UI asks for confirmation first)."""
+    """Remove every track that is not locked, its stems, and every upload (the UI asks for confirmation first).
+
+    ``cleared`` stays true only when nothing was kept: a tab that sees it drops every track it shows.
+    """
     svc = services()
-    deleted = svc.store.clear_all(extra_folders=(svc.uploads.folder, svc.stems.any.root))
-    svc.emit(protocol.TRACKS_CHANGED, {"cleared": True, "deleted": deleted})
-    return jsonify({"success": True, "deleted": deleted, "errors": []}), 200
+    cleared = svc.store.clear_all(extra_folders=(svc.uploads.folder, svc.stems.any.root))
+    kept = len(cleared.kept)
+    svc.emit(protocol.TRACKS_CHANGED, {"cleared": kept == 0, "clear_all": True, "deleted": cleared.removed,
+                                       "kept": kept})
+    return jsonify({"success": True, "deleted": cleared.removed, "kept": kept, "kept_names": cleared.kept,
+                    "errors": []}), 200
 
 
 @bp.after_app_request
@@ -183,4 +193,5 @@ def http_error(exc: HTTPException) -> tuple[Response, int]:
             message = "the form has too many parts or a text field that is too large"
         else:
             message = f"the upload is too large (limit {limit // (1024 * 1024)} MB)"
-    return jsonify({"success": False, "ok": False, "error": message}), exc.code or 500
+    return jsonify({"success": False, "ok": False, "error": message,
+                    "error_type": HTTP_ERROR_TYPES.get(exc.code or 500, "server_error")}), exc.code or 500

@@ -24,7 +24,8 @@ def create_app(overrides: dict | None = None, *, engine=None):
     from .config import DEFAULTS, STATIC_DIR, TEMPLATE_DIR
     from .services import EXTENSION_KEY, build_services
     from .web import events, library_views, stem_events, stem_views, views
-    from .web.security import POLICY_KEY, AccessPolicy, RequestGuard
+    from .web.clients import Clients
+    from .web.security import POLICY_KEY, SOCKETIO_MAX_BYTES, AccessPolicy, RequestGuard
 
     app = Flask(__name__, static_folder=str(STATIC_DIR), template_folder=str(TEMPLATE_DIR))
     app.config.from_mapping(DEFAULTS)
@@ -32,16 +33,17 @@ def create_app(overrides: dict | None = None, *, engine=None):
     app.config.from_mapping(overrides or {})
 
     # Same-origin only (never "*"); the RequestGuard below also pins Host and Origin for the handshake.
-    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=[], max_http_buffer_size=1_000_000)
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=[], max_http_buffer_size=SOCKETIO_MAX_BYTES)
     services = build_services(app.config, socketio, engine)
     app.extensions[EXTENSION_KEY] = services
     app.register_blueprint(views.bp)
     app.view_functions["static"] = views.static_asset
     app.register_blueprint(stem_views.bp)
     app.register_blueprint(library_views.bp)
-    events.register(socketio, services)
-    stem_events.register(socketio, services)
     app.extensions[POLICY_KEY] = policy = AccessPolicy.from_config(app.config)
+    clients = Clients(policy.listening)
+    events.register(socketio, services, clients)
+    stem_events.register(socketio, services, clients)
     app.wsgi_app = RequestGuard(app.wsgi_app, policy)  # type: ignore[method-assign]  # Flask's middleware pattern
     if app.config["START_WORKER"]:
         services.worker.start()

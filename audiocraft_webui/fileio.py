@@ -6,8 +6,10 @@ Temporary files start with ``.tmp-`` in the destination folder, so the startup s
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,3 +85,26 @@ def read_json(path: Path) -> object | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+#: Write errors the user can fix, by errno, with the error type clients receive.
+DISK_ERRORS = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EROFS: "read_only",
+               errno.EACCES: "permission", errno.EPERM: "permission"}
+_DISK_ADVICE = {"disk_full": "free some disk space", "read_only": "check that the data folder is not read-only",
+                "permission": "check that the data folder is writable by the user running the server"}
+#: An absolute path (POSIX or Windows) inside a message: a client never sees the server's folders.
+_ABSOLUTE_PATH = re.compile(r"(?:[A-Za-z]:\\|/)[^\s'\"]*?([^/\\\s'\"]+)(?=[\s'\",;:)]|$)")
+
+
+def disk_error(exc: BaseException) -> dict | None:
+    """``{type, message}`` for a disk or permission error (no path in it), or None for anything else."""
+    if not isinstance(exc, OSError) or exc.errno not in DISK_ERRORS:
+        return None
+    kind = DISK_ERRORS[exc.errno]
+    return {"type": kind, "message": f"Could not write to the data folder: {exc.strerror}. Please "
+                                     f"{_DISK_ADVICE[kind]}; earlier tracks are intact."}
+
+
+def scrub_paths(message: str) -> str:
+    """Replace every absolute path in a message with its last component."""
+    return _ABSOLUTE_PATH.sub(lambda match: match.group(1), message)

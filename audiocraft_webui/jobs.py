@@ -46,6 +46,9 @@ class Job:
     task: Task
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     sid: str | None = None
+    #: Who may cancel the job when several people share a server (see web/clients.py); None: nobody but the
+    #: local user.
+    owner: str | None = None
     state: JobState = JobState.QUEUED
     progress: float = 0.0
     phase: str = "queued"
@@ -72,6 +75,7 @@ class Job:
             "id": self.id, "kind": self.kind, "label": self.label, "state": self.state.value,
             "progress": round(self.progress, 4), "phase": self.phase, "error": self.error,
             "result": self.result, "created": self.created, "started": self.started, "finished": self.finished,
+            "owner": self.owner,
         }
 
     def persisted(self) -> dict:

@@ -41,6 +41,7 @@ POSTPROCESS_DONE = "postprocess_done"
 DEMUCS_ANY_PROGRESS = "demucs_any_progress"
 DEMUCS_ANY_DONE = "demucs_any_done"
 TRACKS_CHANGED = "tracks_changed"
+SESSION = "session"
 AUDIO_PREVIEW = "audio_preview"
 
 FORMATS = ("wav", "flac", "mp3")

@@ -86,10 +86,9 @@ class Services:
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
     interrupted: list[Job] = field(default_factory=list)
 
-    def submit_generation(self, request: GenerationRequest, sid: str | None) -> tuple[Job, int]:
-        """Resolve seed and auto-tune and queue the job; returns it with its queue position."""
-        job = Job(prepare(request, self.catalog), sid=sid)
-        return job, self.queue.submit(job)
+    def prepare_generation(self, request: GenerationRequest) -> GenerateTask:
+        """Resolve seed and auto-tune into the task a generation job will run."""
+        return prepare(request, self.catalog)
 
     def remember_last_run(self, task: GenerateTask) -> None:
         """Keep the user's request as the last run (the form is pre-filled from it)."""

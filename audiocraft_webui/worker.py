@@ -5,7 +5,6 @@ event and goes on with the next job. Progress is throttled, monotonic and carrie
 """
 from __future__ import annotations
 
-import errno
 import logging
 import threading
 import time
@@ -13,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import protocol
+from .fileio import disk_error, scrub_paths
 from .hooks import Pause, no_pause
 from .jobs import Job, JobQueue, JobState
 from .workerproc.supervisor import WorkerDied, WorkerUnavailable
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 #: Seconds between two progress events of one job (at most 10 per second).
 PROGRESS_INTERVAL = 0.1
 #: Write errors the user can fix, by errno, with the error type the UI receives.
-DISK_ERRORS = {errno.ENOSPC: "disk_full", errno.EROFS: "read_only", errno.EACCES: "read_only"}
 
 Emit = Callable[..., None]
 Clock = Callable[[], float]
@@ -127,10 +126,11 @@ def error_info(exc: BaseException) -> dict:
     if name == "OutOfMemoryError" or isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return {"type": "out_of_memory",
                 "message": "Out of memory: try a shorter duration, a smaller model or closing other GPU programs."}
-    if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
-        return {"type": DISK_ERRORS[exc.errno], "message": f"Could not write the file: {exc.strerror}. "
-                "Free some disk space or check that the data folder is writable; earlier tracks are intact."}
-    message = str(exc) or name
+    if (disk := disk_error(exc)) is not None:
+        return disk
+    if isinstance(exc, OSError):
+        return {"type": name, "message": exc.strerror or name}  # never the file name: it is the server's path
+    message = scrub_paths(str(exc)) or name
     return {"type": name, "message": message[:500]}
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import protocol
 from ..engines.demucs import Splitter
 from ..engines.stemsplit import AudioSource
+from ..fileio import disk_error
 from ..jobs import Job, JobQueue, JobState, QueueFull
 from ..storage import TrackStore
 from ..tasks import STEM_SPLIT_TASK as TASK
@@ -75,7 +76,8 @@ class StemService:
 
     # ---- queueing (request threads, and the worker's after-job hook) -------------------------------
 
-    def request_track_split(self, name: object, target: object, sid: str | None = None) -> tuple[Job, int]:
+    def request_track_split(self, name: object, target: object, sid: str | None = None,
+                            owner: str | None = None) -> tuple[Job, int]:
         """Queue a split of a committed track that has no stems and no split under way.
 
         Raises:
@@ -91,18 +93,28 @@ class StemService:
                 raise StemRequestError("already_split", "name", "this track already has stems")
             if self._live(self._task(track.meta).get("job_id")):
                 raise StemRequestError("busy", "name", "a split of this track is already queued or running")
-            job = Job(TrackSplitTask(track.base, target), sid=sid)
+            if self.queue.pending_count() >= self.queue.maxsize:
+                raise StemRequestError("queue_full", "name", f"the queue is full ({self.queue.maxsize} jobs "
+                                                             "waiting); try again when some have finished")
+            job = Job(TrackSplitTask(track.base, target), sid=sid, owner=owner)
+            # The track's JSON says "queued" before the job exists, so a folder that cannot be written refuses
+            # the request instead of leaving a split that cannot record itself.
+            try:
+                self._write_task(track.base, {"type": TASK, "status": "queued", "target": target, "job_id": job.id},
+                                 replace=True)
+            except OSError as exc:
+                disk = disk_error(exc) or {"type": "disk_error", "message": exc.strerror or "cannot write"}
+                raise StemRequestError(disk["type"], "name", disk["message"]) from None
             try:
                 position = self.queue.submit(job)
-            except QueueFull as exc:
+            except QueueFull as exc:  # another tab filled the last place meanwhile; track_status closes the task
                 raise StemRequestError("queue_full", "name", str(exc)) from None
-            queued = {"type": TASK, "status": "queued", "target": target, "job_id": job.id}
-            self._write_task(track.base, queued, replace=True)
         self.emit(protocol.POSTPROCESS_QUEUED, {"job_id": job.id, "name": track.base, "task": TASK,
                                                 "tasks": [TASK], "target": target, "position": position})
         return job, position
 
-    def request_any_split(self, upload_id: object, sid: str | None = None) -> tuple[Job, int]:
+    def request_any_split(self, upload_id: object, sid: str | None = None,
+                          owner: str | None = None) -> tuple[Job, int]:
         """Queue a split of an uploaded file into ``static/stems_any/<upload id without extension>/``.
 
         Raises:
@@ -119,7 +131,7 @@ class StemService:
                 raise StemRequestError("already_split", "id", "this file has been split already")
             if self._live(self._any_jobs.get(key)):
                 raise StemRequestError("busy", "id", "this file is already being split")
-            job = Job(UploadSplitTask(key, upload, info.name), sid=sid)
+            job = Job(UploadSplitTask(key, upload, info.name), sid=sid, owner=owner)
             try:
                 position = self.queue.submit(job)
             except QueueFull as exc:
@@ -136,7 +148,7 @@ class StemService:
         # The track is brand new: a stem folder under its name is an orphan (e.g. of a quarantined track).
         self.tracks.discard(name)
         try:
-            self.request_track_split(name, target, job.sid)
+            self.request_track_split(name, target, job.sid, job.owner)
         except StemRequestError as exc:
             log.warning("could not queue the stem split of %s: %s", name, exc.message)
             self._write_task(name, {"type": TASK, "status": "failed", "target": target, "error": exc.message},

@@ -75,7 +75,7 @@ class RecoverySweep:
         journal.unlink(missing_ok=True)
 
     def _quarantine_broken(self, report: RecoveryReport) -> None:
-        """Move corrupt JSON, audio without JSON and JSON without audio out of the history."""
+        """Move corrupt or invalid JSON, audio without JSON and JSON without audio out of the history."""
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for path in sorted(self.store.audio_dir.iterdir()):
             if path.name.startswith(".") or not path.is_file():
@@ -83,7 +83,8 @@ class RecoverySweep:
             if path.suffix == ".json":
                 meta = self.store.record(path.stem)
                 if not isinstance(meta, dict):
-                    reason, target = "corrupt_json", f"{path.name}.corrupt-{stamp}"
+                    reason = "invalid_record" if isinstance(read_json(path), dict) else "corrupt_json"
+                    target = f"{path.name}.{reason.split('_')[0]}-{stamp}"
                 elif self.store.audio_of(path.stem) is None:
                     reason, target = "json_without_audio", path.name
                 else:

@@ -21,6 +21,7 @@ from typing import IO
 from ..fileio import TMP_PREFIX, atomic_write_json, fsync_dir, json_bytes, read_json, write_temp
 from ..hooks import Pause, no_pause
 from .paths import UnsafeName, remove_tree, safe_child
+from .records import record_problem
 from .recovery import RecoveryReport, RecoverySweep
 from .trash import REMOVAL_JOURNAL, TRASH_PREFIX, move_to_trash
 
@@ -218,8 +219,8 @@ class TrackStore:
         if cached is not None and cached.key == key:
             return cached.meta
         meta = read_json(self.audio_dir / f"{base}.json")
-        if not isinstance(meta, dict):
-            self._records.pop(base, None)
+        if not isinstance(meta, dict) or record_problem(meta) is not None:
+            self._records.pop(base, None)  # a record that appears broken later is ignored, never raised from
             return None
         self._records[base] = _Record(key, meta)
         return meta

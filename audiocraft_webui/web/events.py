@@ -7,12 +7,13 @@ from flask import current_app, request
 from flask_socketio import SocketIO, emit
 
 from .. import modelcache, protocol
-from ..jobs import QueueFull
+from ..fileio import disk_error
+from ..jobs import Job, QueueFull
 from ..preview import PreviewError
 from ..protocol import GenerationRequest, RequestError
 from ..services import Services
 from ..storage import UnsafeName
-from ..tasks import GenerateTask
+from .clients import Clients
 from .security import GUARDED_HEADERS, POLICY_KEY, SOCKETIO_PATH, check_request
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ def refuse(event: str, error: dict) -> dict:
     return {"ok": False, "error": error}
 
 
-def register(socketio: SocketIO, services: Services) -> None:
+def register(socketio: SocketIO, services: Services, clients: Clients) -> None:
     """Attach every client -> server handler to ``socketio``."""
 
     @socketio.on("connect")
@@ -36,9 +37,17 @@ def register(socketio: SocketIO, services: Services) -> None:
             log.warning("refused a Socket.IO connection: %s", refusal.reason)
             return False
         sid = request.sid  # type: ignore[attr-defined]
+        client = clients.connect(sid, auth, request.remote_addr or "")
+        services.emit(protocol.SESSION, {"owner": client.owner,
+                                         "cancel_any": not clients.listening or client.local}, to=sid)
         services.emit(protocol.AUDIO_JSON_PAIRS, [track.pair() for track in services.store.list_tracks()], to=sid)
         services.emit(protocol.QUEUE_STATE, services.queue.snapshot(), to=sid)
         return True
+
+    @socketio.on("disconnect")
+    def on_disconnect(*_reason: object) -> None:
+        """Forget the page that left."""
+        clients.disconnect(request.sid)  # type: ignore[attr-defined]
 
     @socketio.on(protocol.SUBMIT_SLIDERS)
     def on_submit(payload: object = None) -> dict:
@@ -89,6 +98,12 @@ def register(socketio: SocketIO, services: Services) -> None:
         if not isinstance(job_id, str):
             return refuse(protocol.CANCEL_JOB, {"type": "invalid_request", "field": "job_id",
                                                  "message": "job_id is missing"})
+        sid = request.sid  # type: ignore[attr-defined]
+        target = services.queue.get(job_id)
+        if target is not None and not clients.may_cancel(sid, target):
+            return refuse(protocol.CANCEL_JOB, {"type": "forbidden", "field": "job_id",
+                                                 "message": "only the page that queued this job, or someone at the "
+                                                            "server's own machine, can cancel it"})
         outcome = services.queue.cancel(job_id)
         if outcome == "unknown":
             return refuse(protocol.CANCEL_JOB, {"type": "not_found", "field": "job_id",
@@ -130,22 +145,26 @@ def register(socketio: SocketIO, services: Services) -> None:
     def _enqueue(event: str, parsed: GenerationRequest) -> dict:
         """Queue a validated request and announce it before the worker can send anything about it.
 
-        The last run is written after the announcement, so the worker's first events (and the
-        job itself) do not wait for that file.
+        The last run is written first: a data folder that cannot be written refuses the request with
+        a reason instead of queueing a job whose track could not be saved anyway.
         """
         sid = request.sid  # type: ignore[attr-defined]
+        task = services.prepare_generation(parsed)
+        try:
+            services.remember_last_run(task)
+        except OSError as exc:
+            return refuse(event, {**(disk_error(exc) or {"type": "disk_error", "message": exc.strerror}),
+                                  "field": None})
         with services.emit.held():
+            job = Job(task, sid=sid, owner=clients.owner(sid))
             try:
-                job, position = services.submit_generation(parsed, sid)
+                position = services.queue.submit(job)
             except QueueFull as exc:
                 return refuse(event, {"type": "queue_full", "field": None, "message": str(exc)})
-            task = job.task
-            assert isinstance(task, GenerateTask)
             if parsed.seed == protocol.AUTO_SEED:
                 services.emit(protocol.UPDATE_SEED, {"job_id": job.id, "seed": task.seed}, to=sid)
             services.emit(protocol.ADD_TO_QUEUE, {"job_id": job.id, "prompt": parsed.prompt, "position": position})
             if parsed.preview:
                 services.preview.listen(job.id, sid)
-        services.remember_last_run(task)
         return {"ok": True, "job_id": job.id, "seed": task.seed, "position": position,
                 "clamped": parsed.clamped, "auto_tune": task.auto_tune}

@@ -35,6 +35,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SOCKETIO_PATH = "/socket.io"
+#: Largest Socket.IO message, for both transports (a long-polling POST above it is refused at once).
+SOCKETIO_MAX_BYTES = 1_000_000
 SESSION_COOKIE = "acw_session"
 TOKEN_PARAM = "token"
 REALM = "audiocraft-webui"
@@ -265,6 +267,21 @@ class LoginThrottle:
         return recent
 
 
+def _oversize_poll(environ: dict) -> str | None:
+    """The status line refusing a long-polling POST over the message limit or of unknown length, else None.
+
+    python-engineio answers such a POST only after the whole body has come, so a client that sends a large
+    length and then nothing held a server thread forever. Refused here, before any of the body is read,
+    with ``Connection: close`` so the server does not wait for the rest either.
+    """
+    if environ.get("REQUEST_METHOD") != "POST" or not environ.get("PATH_INFO", "").startswith(SOCKETIO_PATH):
+        return None
+    length = environ.get("CONTENT_LENGTH") or ""
+    if not length.isdigit():
+        return "411 Length Required"
+    return "413 Content Too Large" if int(length) > SOCKETIO_MAX_BYTES else None
+
+
 def _json_response(start_response: Callable, status: str, payload: dict,
                    extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
     """Answer with a small JSON body."""
@@ -284,6 +301,10 @@ class RequestGuard:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         """Refuse with 400 (bad Host), 403 (bad Origin), 401 (no login) or 429 (too many failed logins)."""
+        if (oversize := _oversize_poll(environ)) is not None:
+            return _json_response(start_response, oversize, {
+                "success": False, "ok": False, "error": "a Socket.IO message may hold at most "
+                f"{SOCKETIO_MAX_BYTES // 1000} kB", "error_type": "too_large"}, [("Connection", "close")])
         headers = {name: environ.get("HTTP_" + name.upper().replace("-", "_")) for name in GUARDED_HEADERS}
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)

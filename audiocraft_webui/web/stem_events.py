@@ -11,6 +11,7 @@ from flask_socketio import SocketIO
 from .. import protocol
 from ..protocol import RequestError
 from ..services import Services
+from .clients import Clients
 from .events import refuse
 
 #: The original app's ``request_stems`` named the track by its JSON path.
@@ -30,7 +31,7 @@ def track_name(payload: dict) -> object:
 NOT_AN_OBJECT = RequestError("payload", "the request must be an object").as_json()
 
 
-def register(socketio: SocketIO, services: Services) -> None:
+def register(socketio: SocketIO, services: Services, clients: Clients) -> None:
     """Attach the stem handlers to ``socketio``."""
 
     @socketio.on(protocol.REQUEST_STEMS)
@@ -41,7 +42,8 @@ def register(socketio: SocketIO, services: Services) -> None:
         sid = request.sid  # type: ignore[attr-defined]
         target = payload.get("target") or "all"
         try:
-            job, position = services.stems.request_track_split(track_name(payload), target, sid)
+            job, position = services.stems.request_track_split(track_name(payload), target, sid,
+                                                               clients.owner(sid))
         except RequestError as exc:
             return refuse(protocol.REQUEST_STEMS, exc.as_json())
         return {"ok": True, "job_id": job.id, **job.task.as_json(), "position": position}
@@ -54,7 +56,7 @@ def register(socketio: SocketIO, services: Services) -> None:
         upload = payload.get("id") or payload.get("path") or payload.get("filePath")
         sid = request.sid  # type: ignore[attr-defined]
         try:
-            job, position = services.stems.request_any_split(upload, sid)
+            job, position = services.stems.request_any_split(upload, sid, clients.owner(sid))
         except RequestError as exc:
             return refuse(protocol.DEMUCS_ANY, exc.as_json())
         return {"ok": True, "job_id": job.id, **job.task.as_json(), "position": position}

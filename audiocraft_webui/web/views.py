@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import modelcache, protocol
 from ..config import STATIC_DIR
+from ..fileio import disk_error
 from ..services import EXTENSION_KEY, Services
 from ..storage import TrackLocked, UnsafeName, safe_child, safe_descendant
 from ..uploads import UploadError
@@ -195,3 +196,12 @@ def http_error(exc: HTTPException) -> tuple[Response, int]:
             message = f"the upload is too large (limit {limit // (1024 * 1024)} MB)"
     return jsonify({"success": False, "ok": False, "error": message,
                     "error_type": HTTP_ERROR_TYPES.get(exc.code or 500, "server_error")}), exc.code or 500
+
+
+@bp.app_errorhandler(OSError)
+def disk_failure(exc: OSError) -> tuple[Response, int]:
+    """A disk or permission error on any route: JSON saying which (507 for a full disk), never the server's paths."""
+    log.error("a request failed on the data folder: %s", exc)
+    error = disk_error(exc) or {"type": "server_error", "message": "the server could not read or write its files"}
+    status = 507 if error["type"] == "disk_full" else 500
+    return jsonify({"success": False, "ok": False, "error": error, "error_type": error["type"]}), status

@@ -3,6 +3,7 @@ baseline process, and what ``/proc`` says about them (RSS, peak RSS, CPU time).
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -47,6 +48,36 @@ def memory_mb(pid: int) -> dict[str, float]:
         if name in ("VmRSS", "VmHWM"):
             fields[name] = int(value.split()[0]) / _KIB
     return {"rss": fields["VmRSS"], "peak": fields["VmHWM"]}
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The worker process(es) a server started (its ``multiprocessing`` spawn children, not its resource tracker)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        children += [int(child) for child in task.read_text().split()]
+    workers = []
+    for child in children:
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(child)
+        except OSError:
+            continue
+    return workers
+
+
+def app_memory_mb(pid: int) -> dict[str, float]:
+    """RSS and peak RSS of a server and its worker process together (the peaks added: an upper bound)."""
+    total = {"rss": 0.0, "peak": 0.0}
+    for process in (pid, *worker_pids(pid)):
+        with contextlib.suppress(OSError, KeyError):
+            for key, value in memory_mb(process).items():
+                total[key] += value
+    return total
+
+
+def reset_app_peak(pid: int) -> bool:
+    """Reset the peak RSS of a server and its worker; False where the kernel does not allow it."""
+    return all([reset_peak(process) for process in (pid, *worker_pids(pid))])
 
 
 def reset_peak(pid: int) -> bool:

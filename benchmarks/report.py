@@ -46,6 +46,8 @@ TARGETS = (
     Target("UI ready / import audiocraft.models", ("ui_ready", "ratio"), 0.25),
     Target("stems overhead ratio", ("stems", "ratio"), 1.10),
     Target("job with preview / without", ("preview", "ratio"), 1.05),
+    Target("worker MB added splitting the longest file", ("worker_memory", "added_mb_longest_split"), 1500.0,
+           unit="MB"),
     Target("first audio_preview / one second generated", ("preview", "first_audio_ratio"), 1.2),
     Target("track list, 1,000 tracks, median", ("library", "list_ms", "median"), 200.0, unit="ms"),
     Target("RSS after unload / before load", ("memory", "unload", "ratio"), 1.10),
@@ -149,6 +151,16 @@ def detail_rows(results: dict) -> list[tuple[str, str]]:
                      f"{library['first_ms']} / {library['list_ms']['median']}"))
         rows.extend((f"  track list filtered ({name}, {entry['matched']} matched), median ms", f"{entry['median']}")
                     for name, entry in library["filtered_ms"].items())
+    if "worker_ipc" in results:
+        ipc = results["worker_ipc"]
+        rows.append(("  worker process: start s / call round trip ms / per event ms",
+                     f"{ipc['start_s']} / {ipc['roundtrip_ms']} / {ipc['per_event_ms']}"))
+    for row in results.get("worker_memory", {}).get("splits", []):
+        rows.append((f"  stems of {row['minutes']} min: worker MB idle / peak / added",
+                     f"{row['idle_mb']} / {row['peak_mb']} / {row['added_mb']} ({row['seconds']} s)"))
+    for row in results.get("worker_memory", {}).get("generation", []):
+        rows.append((f"  tiny generation of {row['audio_seconds']} s: worker MB idle / peak / added",
+                     f"{row['idle_mb']} / {row['peak_mb']} / {row['added_mb']} ({row['seconds']} s)"))
     if "postprocess" in results:
         post = results["postprocess"]
         fractions = ", ".join(f"{fmt} {entry['fraction_of_duration']:.4f}" for fmt, entry in post["formats"].items())

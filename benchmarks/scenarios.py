@@ -32,12 +32,13 @@ from .procs import (
     DirectProcess,
     JobTiming,
     Server,
+    app_memory_mb,
     busiest_thread,
-    memory_mb,
-    reset_peak,
+    reset_app_peak,
     set_affinity,
     timed_process,
 )
+from .worker import worker_ipc, worker_memory
 
 T = TypeVar("T")
 
@@ -71,6 +72,8 @@ class Profile:
         ui_reps: server starts (and as many fresh ``import audiocraft.models`` processes).
         postprocess_seconds, postprocess_reps: audio length and repetitions of the post-processing timing.
         preview: model key, seconds of audio and pairs of the preview scenario (jobs with and without it).
+        memory_minutes, memory_generation: lengths of the files split and of the tiny-model generations
+            whose worker memory is measured.
         decode_seconds: audio generated per model by the GPU decode timing (``--gpu`` only).
     """
 
@@ -92,6 +95,8 @@ class Profile:
     postprocess_seconds: float
     postprocess_reps: int
     preview: tuple[str, int, int] = ("small", 2, 1)
+    memory_minutes: tuple[float, ...] = (0.5, 1.0)
+    memory_generation: tuple[int, ...] = (5, 35)
     decode_seconds: int = 10
 
 
@@ -425,9 +430,9 @@ def postprocess_speed(seconds: float, reps: int) -> dict:
 
 
 def settled_memory(pid: int) -> dict[str, float]:
-    """The server's memory after a short pause for clean-up, in MB."""
+    """The memory of the server and its worker after a short pause for clean-up, in MB."""
     time.sleep(SETTLE_SECONDS)
-    return memory_mb(pid)
+    return app_memory_mb(pid)
 
 
 def run_app(hub: Path, work: Path, profile: Profile, architectures: dict[str, str]) -> dict:
@@ -446,7 +451,7 @@ def run_app(hub: Path, work: Path, profile: Profile, architectures: dict[str, st
     try:
         server.start()
         client = AppClient(server)
-        memory = {"start_mb": memory_mb(server.pid)["rss"]}
+        memory = {"start_mb": app_memory_mb(server.pid)["rss"]}
         fill_history(client)  # its first job imports the runtime and loads the tiny model
         memory["runtime_mb"] = settled_memory(server.pid)["rss"]
         for key, seconds in profile.real.items():
@@ -524,9 +529,9 @@ def warm_up(client: AppClient, direct: DirectProcess, params: dict, work: Path) 
 def switch_peak(client: AppClient, server: Server, profile: Profile) -> dict:
     """Peak RSS while the server switches from the model it holds (the profile's first) to the larger one."""
     first, second = profile.switch
-    exact = reset_peak(server.pid)
+    exact = reset_app_peak(server.pid)
     app_generate(client, generation_params(second, 1))
-    return {"from": first, "to": second, "peak_mb": memory_mb(server.pid)["peak"], "peak_reset": exact}
+    return {"from": first, "to": second, "peak_mb": app_memory_mb(server.pid)["peak"], "peak_reset": exact}
 
 
 def unload_memory(hub: Path, work: Path, profile: Profile) -> dict:
@@ -540,10 +545,10 @@ def unload_memory(hub: Path, work: Path, profile: Profile) -> dict:
     try:
         server.start()
         client = AppClient(server)
-        start = memory_mb(server.pid)["rss"]
+        start = app_memory_mb(server.pid)["rss"]
         app_generate(client, generation_params(TINY_KEY, 1))
         before = settled_memory(server.pid)["rss"]
-        exact = reset_peak(server.pid)
+        exact = reset_app_peak(server.pid)
         model = profile.switch[1]
         app_generate(client, generation_params(model, 1))
         after = settled_memory(server.pid)
@@ -565,12 +570,15 @@ PROFILES = {
     "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_instances=12, tiny_reps=8,
                    tiny_duration=30, tiny_dedicated_reps=0, real={"small": 2}, real_reps=3,
                    switch=("small", "stereo-small"), stem_seconds=5.0, stem_reps=8, cli_reps=2, ui_reps=3,
-                   postprocess_seconds=30.0, postprocess_reps=3, preview=("small", 2, 3)),
+                   postprocess_seconds=30.0, postprocess_reps=3, preview=("small", 2, 3),
+                   memory_minutes=(5.0, 10.0, 20.0), memory_generation=(30, 300)),
     "gpu": Profile(name="gpu", hub="gpu", device="cuda", threads=0, tiny_instances=2, tiny_reps=3,
                    tiny_duration=10, tiny_dedicated_reps=0, real={"medium": 10, "small": 10}, real_reps=3,
                    switch=("small", "medium"), stem_seconds=30.0, stem_reps=3, cli_reps=2, ui_reps=3,
-                   postprocess_seconds=30.0, postprocess_reps=3, preview=("medium", 10, 3)),
+                   postprocess_seconds=30.0, postprocess_reps=3, preview=("medium", 10, 3),
+                   memory_minutes=(5.0, 10.0, 20.0), memory_generation=(30, 300)),
 }
 
 #: Scenarios that run on a server of their own, so ``--only`` can run them alone.
-FOCUSED: dict[str, Callable[[Path, Path, Profile], dict]] = {"preview": preview_cost, "library": library_speed}
+FOCUSED: dict[str, Callable[[Path, Path, Profile], dict]] = {
+    "preview": preview_cost, "library": library_speed, "worker_ipc": worker_ipc, "worker_memory": worker_memory}

@@ -149,6 +149,18 @@ export function trackHeadNodes(track) {
 }
 
 /**
+ * The head of the card while a job's preview plays: a live title and the job's prompt.
+ * @param {string} label the job's label (its prompt)
+ * @returns {any[]}
+ */
+export function liveHeadNodes(label) {
+  return [
+    tEl("h3", "live.title", undefined, { className: "card-title", data: { role: "track-title" } }),
+    el("p", { className: "card-prompt", data: { role: "track-prompt" }, text: label }),
+  ];
+}
+
+/**
  * The parameter list of a track (`<dt>`/`<dd>` pairs, each `<dd data-param=...>`).
  * @param {object} meta the track JSON
  * @returns {any[]}

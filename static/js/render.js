@@ -223,7 +223,7 @@ export function autoTuneChanges(block) {
 }
 
 /**
- * One row of the queue panel.
+ * One row of the queue panel: a generation has a Listen button (its live preview).
  * @param {{id: string, label: string, state: string, kind: string, progress: number, phase: string}} job
  * @param {number} position 0 for the running job, else 1-based queue position
  * @returns {any}
@@ -242,6 +242,9 @@ export function queueItemNode(job, position) {
         el("span", { data: { role: "queue-percent" }, text: ` ${Math.round((job.progress ?? 0) * 100)}%` }),
       ])
       : tEl("span", "queue.waiting", undefined, { className: "queue-progress" }),
+    job.kind === "generate"
+      ? tEl("button", "queue.listen", undefined, { className: "small", attrs: { type: "button" }, data: { action: "listen-job", jobId: job.id } })
+      : null,
     tEl("button", "action.cancel", undefined, { className: "small", attrs: { type: "button" }, data: { action: "cancel-queued", jobId: job.id } }),
   ]);
 }

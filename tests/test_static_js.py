@@ -222,6 +222,9 @@ def test_every_key_the_page_uses_exists() -> None:
     ("phase", sorted(set(re.findall(r"""\.phase\("(\w+)\"""", "".join(
         path.read_text(encoding="utf-8") for path in (ROOT / "audiocraft_webui").rglob("*.py"))))
         | {"queued", "starting", "loading_model"})),
+    ("live", ["buffering", "playing", "paused", "ended", "failed", "cancelled", "stopped"]),
+    ("live.error", sorted(set(re.findall(r'PreviewError\("(\w+)"',
+                                         (ROOT / "audiocraft_webui" / "preview.py").read_text(encoding="utf-8"))))),
 ])
 def test_dynamic_key_families_are_complete(family: str, names: list[str]) -> None:
     """Keys built at run time (`job.state.${state}`, `phase.${phase}` ...) cover every value the server sends."""

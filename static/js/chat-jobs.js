@@ -4,7 +4,7 @@
  * job id, showing the queue position, then the phase and percent, and ending with the file link or
  * the error. The double-submit guard lives here too: `composer:busy` is true while one of this tab's
  * jobs is open, and is released on done, refusal, failure (a job failing on the worker must not lock
- * the UI), cancel or loss.
+ * the UI), cancel or loss. Each job it cancels is announced first (`job:cancel`), so its preview stops at once.
  * @module chat-jobs
  */
 import { emit, on } from "./bus.js";
@@ -95,6 +95,7 @@ function release(chat, record) {
 
 async function cancelPending(chat) {
   for (const record of chat.records.filter((item) => chat.pending.has(item.id) && item.job)) {
+    emit("job:cancel", { jobId: record.job });
     const ack = await request("cancel_job", { job_id: record.job });
     if (!ack.ok && ack.error?.type === "not_found") finish(chat, { job_id: record.job, state: "cancelled" });
   }

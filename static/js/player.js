@@ -1,12 +1,16 @@
 /**
  * The custom player of the active track: play/pause, a waveform (from the track JSON's peaks) that
  * shows the play position and seeks on click, drag or arrow keys, loop, volume and a download link
- * with the file's real extension. Only one source plays at a time (`audio:playing`).
+ * with the file's real extension. While a job generates, the player can be live (player-live): it plays
+ * the preview, then hands over to the final file at the same position. Only one source plays at a time
+ * (`audio:playing`).
  * @module player
  */
 import { emit, on } from "./bus.js";
 import { $, assetUrl, fileName, formatTime } from "./dom.js";
 import { t } from "./i18n.js";
+import { initLive, isLive, leaveLive, liveView, setLiveVolume, toggleLive } from "./player-live.js";
+import { getSettings } from "./settings.js";
 import { load, save } from "./store.js";
 
 const VOLUME_KEY = "player.volume";
@@ -32,10 +36,13 @@ export function initPlayer(root) {
     name: null,
     peaks: [],
     frame: 0,
+    handover: null,
+    live: null,
   };
   const volume = Number(load(VOLUME_KEY, 1));
   player.audio.volume = Number.isFinite(volume) ? Math.min(Math.max(volume, 0), 1) : 1;
   player.volume.value = String(player.audio.volume);
+  player.live = initLive(player, { enabled: () => getSettings().preview, render: () => render(player) });
   bindControls(player);
   bindAudio(player);
   bindSeeking(player);
@@ -50,16 +57,44 @@ export function initPlayer(root) {
 }
 
 function loadTrack(player, track) {
+  if (player.handover && player.name === track.name) return; // this very track is taking over from the preview
+  player.handover?.abort();
+  player.handover = null;
   const url = assetUrl(track.audio);
+  const carry = leaveLive(player.live, track);
   player.name = track.name;
   player.peaks = Array.isArray(track.meta?.waveform) ? track.meta.waveform.map(Number) : [];
   player.audio.src = url;
   player.download.href = url;
   player.download.download = fileName(track.audio);
+  if (carry) handOver(player, carry);
   render(player);
 }
 
+/** The final file goes on from where the preview is once it can seek; the preview plays until then. */
+function handOver(player, carry) {
+  const { audio } = player;
+  const handover = new AbortController();
+  player.handover = handover;
+  const take = () => {
+    handover.abort();
+    player.handover = null;
+    const { seconds, play } = carry();
+    const end = Number.isFinite(audio.duration) ? audio.duration : 0;
+    audio.currentTime = Math.min(seconds, end);
+    if (play && seconds < end) audio.play().catch(() => {});
+    render(player);
+  };
+  audio.addEventListener("loadedmetadata", take, { signal: handover.signal });
+  audio.addEventListener("error", take, { signal: handover.signal });
+}
+
 function unload(player) {
+  if (player.handover) {
+    player.handover.abort();
+    player.handover = null;
+    leaveLive(player.live, {}); // the file that was taking over is gone
+  }
   player.audio.pause();
   player.audio.removeAttribute("src");
   player.audio.load();
@@ -70,7 +105,8 @@ function unload(player) {
 
 function bindControls(player) {
   player.toggle.addEventListener("click", () => {
-    if (player.audio.paused) player.audio.play().catch(() => {});
+    if (isLive(player.live)) toggleLive(player.live);
+    else if (player.audio.paused) player.audio.play().catch(() => {});
     else player.audio.pause();
   });
   player.loop.addEventListener("click", () => {
@@ -79,6 +115,7 @@ function bindControls(player) {
   });
   player.volume.addEventListener("input", () => {
     player.audio.volume = Number(player.volume.value);
+    setLiveVolume(player.live, player.audio.volume);
     save(VOLUME_KEY, player.audio.volume);
   });
 }
@@ -127,30 +164,39 @@ function bindSeeking(player) {
 
 function seek(player, seconds) {
   const duration = player.audio.duration;
-  if (!Number.isFinite(duration) || duration <= 0) return;
+  if (isLive(player.live) || !Number.isFinite(duration) || duration <= 0) return;
   player.audio.currentTime = Math.min(Math.max(seconds, 0), duration);
   render(player);
 }
 
-function render(player) {
-  const { audio, toggle, wave, time } = player;
+/** What the player shows: the live preview's view, or the file's. */
+function view(player) {
+  if (isLive(player.live)) return liveView(player.live);
+  const { audio } = player;
   const duration = Number.isFinite(audio.duration) ? audio.duration : 0;
-  const playing = !audio.paused;
+  return { position: audio.currentTime, duration, playing: !audio.paused, idle: false, peaks: player.peaks };
+}
+
+function render(player) {
+  const { toggle, wave, time } = player;
+  const shown = view(player);
+  const { position, duration, playing } = shown;
   toggle.dataset.state = playing ? "playing" : "paused";
+  toggle.disabled = shown.idle;
   const label = playing ? "player.pause" : "player.play";
   toggle.dataset.i18nAttr = `aria-label:${label}`;
   toggle.setAttribute("aria-label", t(label));
-  time.textContent = `${formatTime(audio.currentTime)} / ${formatTime(duration)}`;
+  time.textContent = `${formatTime(position)} / ${formatTime(duration)}`;
   wave.setAttribute("aria-valuemax", String(Math.round(duration)));
-  wave.setAttribute("aria-valuenow", String(Math.round(audio.currentTime)));
+  wave.setAttribute("aria-valuenow", String(Math.round(position)));
   wave.setAttribute("aria-valuetext", time.textContent);
-  wave.dataset.position = duration ? (audio.currentTime / duration).toFixed(3) : "0";
-  draw(player);
+  wave.dataset.position = duration ? (position / duration).toFixed(3) : "0";
+  draw(player, shown);
 }
 
 /** Peaks as bars: the played part in the accent colour, a line at the play position. */
-function draw(player) {
-  const { wave, audio, peaks } = player;
+function draw(player, { position, duration, peaks } = view(player)) {
+  const { wave } = player;
   const ratio = window.devicePixelRatio || 1;
   const width = Math.round(wave.clientWidth * ratio);
   const height = Math.round(wave.clientHeight * ratio);
@@ -158,7 +204,7 @@ function draw(player) {
   if (wave.width !== width || wave.height !== height) Object.assign(wave, { width, height });
   const ctx = wave.getContext("2d");
   const styles = getComputedStyle(wave);
-  const played = audio.duration ? audio.currentTime / audio.duration : 0;
+  const played = duration ? position / duration : 0;
   ctx.clearRect(0, 0, width, height);
   const bar = Math.max(1, Math.floor(2 * ratio));
   const middle = height / 2;

@@ -149,6 +149,18 @@ export function trackHeadNodes(track) {
 }
 
 /**
+ * The head of the card while a job's preview plays: a live title and the job's prompt.
+ * @param {string} label the job's label (its prompt)
+ * @returns {any[]}
+ */
+export function liveHeadNodes(label) {
+  return [
+    tEl("h3", "live.title", undefined, { className: "card-title", data: { role: "track-title" } }),
+    el("p", { className: "card-prompt", data: { role: "track-prompt" }, text: label }),
+  ];
+}
+
+/**
  * The parameter list of a track (`<dt>`/`<dd>` pairs, each `<dd data-param=...>`).
  * @param {object} meta the track JSON
  * @returns {any[]}
@@ -211,7 +223,7 @@ export function autoTuneChanges(block) {
 }
 
 /**
- * One row of the queue panel.
+ * One row of the queue panel: a generation has a Listen button (its live preview).
  * @param {{id: string, label: string, state: string, kind: string, progress: number, phase: string}} job
  * @param {number} position 0 for the running job, else 1-based queue position
  * @returns {any}
@@ -230,6 +242,9 @@ export function queueItemNode(job, position) {
         el("span", { data: { role: "queue-percent" }, text: ` ${Math.round((job.progress ?? 0) * 100)}%` }),
       ])
       : tEl("span", "queue.waiting", undefined, { className: "queue-progress" }),
+    job.kind === "generate"
+      ? tEl("button", "queue.listen", undefined, { className: "small", attrs: { type: "button" }, data: { action: "listen-job", jobId: job.id } })
+      : null,
     tEl("button", "action.cancel", undefined, { className: "small", attrs: { type: "button" }, data: { action: "cancel-queued", jobId: job.id } }),
   ]);
 }

@@ -2,8 +2,8 @@
  * The generation settings form: model, the slider + number pairs (ranges from the server's boot
  * config, so the form and the server share one range), Top K / Top P exclusivity, seed auto / manual /
  * roll (auto is a preference kept apart from the last seed, so a reload keeps Auto-seed on), artist,
- * format, sample rate, switches; persisted in localStorage; "Restore last run". `getSettings()` turns
- * the form into the `submit_sliders` fields.
+ * format, sample rate, switches (and "Listen while generating", a preference too); persisted in
+ * localStorage; "Restore last run". `getSettings()` turns the form into the `submit_sliders` fields.
  * @module settings
  */
 import { emit, on } from "./bus.js";
@@ -51,8 +51,8 @@ export function initSettings(root, boot) {
 /**
  * The form as `submit_sliders` fields (everything but the prompt).
  * @returns {{model: string, values: {duration: number, top_k: number, top_p: number, temperature: number, cfg_coef: number, seed: number},
- *   format: string, sample_rate: string, keep_mono: boolean, auto_tune: boolean, mbd: boolean, stem_split: string,
- *   artist: string, audio_prompt: string|null, appendContinuation: boolean, continuation: string|null}}
+ *   format: string, sample_rate: string, keep_mono: boolean, auto_tune: boolean, mbd: boolean, preview: boolean,
+ *   stem_split: string, artist: string, audio_prompt: string|null, appendContinuation: boolean, continuation: string|null}}
  */
 export function getSettings() {
   const v = readValues();
@@ -68,6 +68,7 @@ export function getSettings() {
     keep_mono: !v.stereo,
     auto_tune: v.auto_tune,
     mbd: v.mbd,
+    preview: v.preview,
     stem_split: v.stem_split,
     artist: v.artist_enabled ? v.artist.trim() : "",
     audio_prompt: modelInfo(v.model)?.melody ? uploads.audioPrompt : null,
@@ -118,7 +119,7 @@ function defaults(boot) {
   return {
     ...values, model: model.key, sampling: values.top_p > 0 ? "top_p" : "top_k", seed_auto: true, seed: 0,
     format: boot.formats[0], sample_rate: boot.sample_rates[0], stereo: true, auto_tune: true, mbd: false,
-    stem_split: "", artist_enabled: false, artist: "",
+    preview: true, stem_split: "", artist_enabled: false, artist: "",
   };
 }
 

@@ -10,7 +10,7 @@ import { emit } from "./bus.js";
 const SERVER_EVENTS = [
   "audio_json_pairs", "queue_state", "update_seed", "add_to_queue", "job_started", "progress",
   "continuation_applied", "on_finish_audio", "request_error", "tracks_changed", "postprocess_queued",
-  "stem_progress", "postprocess_done", "demucs_any_progress", "demucs_any_done",
+  "stem_progress", "postprocess_done", "demucs_any_progress", "demucs_any_done", "audio_preview",
 ];
 
 const ACK_TIMEOUT_MS = 10_000;

@@ -58,6 +58,9 @@ export function initStems(root, boot) {
   on("tracks:removed", ({ all, names }) => {
     if (mixer.source?.kind === "track" && (all || names.includes(mixer.source.name))) hide(mixer);
   });
+  on("live:show", () => {
+    if (mixer.source?.kind === "track") hide(mixer); // the card no longer shows that track
+  });
   on("audio:playing", ({ source }) => {
     if (source !== SOURCE) stop(mixer);
   });

@@ -1,5 +1,6 @@
 /**
  * The one active track card: head, parameters, Copy seed, Rerun and Delete; plus "Clear all".
+ * While a job's preview plays (`live:show`) the card shows the job's prompt and the live player only.
  * Deletions (here, or in another tab via `tracks_changed`) are announced as
  * `tracks:removed {all, names}` so the chat, player and stems can drop what belonged to them.
  * @module tracks
@@ -8,7 +9,7 @@ import { emit, on } from "./bus.js";
 import { $, delegate, fileName, stemOf } from "./dom.js";
 import { confirmAction } from "./dialog.js";
 import { getJson, postJson } from "./http.js";
-import { trackHeadNodes, trackParamNodes } from "./render.js";
+import { liveHeadNodes, trackHeadNodes, trackParamNodes } from "./render.js";
 
 /**
  * Wire the card and the Clear-all button.
@@ -20,12 +21,14 @@ export function initTracks(root) {
     card: $("[data-role=track-card]", root),
     head: $("[data-role=card-head]", root),
     params: $("[data-role=card-params]", root),
+    actions: $("[data-role=card-actions]", root),
     empty: $("[data-role=track-empty]", root),
     rerun: $("[data-action=rerun]", root),
     current: null,
   };
   on("track:open", (ref) => openTrack(ref));
   on("track:show", (track) => showTrack(view, track));
+  on("live:show", ({ label }) => showLive(view, label));
   on("tracks_changed", (payload) => emit("tracks:removed", removedBy(payload)));
   on("tracks:removed", ({ all, names }) => {
     if (view.current && (all || names.includes(view.current.name))) hideTrack(view);
@@ -61,6 +64,22 @@ function showTrack(view, track) {
   view.card.dataset.track = track.name;
   view.head.replaceChildren(...trackHeadNodes(track));
   view.params.replaceChildren(...trackParamNodes(track.meta));
+  setLive(view, false);
+}
+
+/** The card of a job still generating: its prompt and the live player, no parameters or actions yet. */
+function showLive(view, label) {
+  view.current = null;
+  delete view.card.dataset.track;
+  view.head.replaceChildren(...liveHeadNodes(label));
+  view.params.replaceChildren();
+  setLive(view, true);
+}
+
+function setLive(view, live) {
+  view.card.dataset.live = String(live);
+  view.params.hidden = live;
+  view.actions.hidden = live;
   view.card.hidden = false;
   view.empty.hidden = true;
 }

@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 
 from .fileio import atomic_write_json, read_json
-from .tasks import TASK_TYPES, Task
+from .tasks import TASK_TYPES, GenerateTask, Task
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class Job:
             "id": self.id, "kind": self.kind, "label": self.label, "state": self.state.value,
             "progress": round(self.progress, 4), "phase": self.phase, "error": self.error,
             "result": self.result, "created": self.created, "started": self.started, "finished": self.finished,
-            "owner": self.owner,
+            "owner": self.owner, "preview": isinstance(self.task, GenerateTask) and self.task.request.preview,
         }
 
     def persisted(self) -> dict:

@@ -1,6 +1,7 @@
 """Socket.IO handlers: validate, enqueue, answer with an ack; the worker sends everything after that."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from flask import current_app, request
@@ -61,7 +62,11 @@ def register(socketio: SocketIO, services: Services, clients: Clients) -> None:
 
     @socketio.on(protocol.RERUN)
     def on_rerun(payload: object = None) -> dict:
-        """Queue a track's stored request again (same seed when one was fixed, a new one in auto mode)."""
+        """Queue a track's stored request again (same seed when one was fixed, a new one in auto mode).
+
+        ``preview`` in the payload overrides the stored one: listening is the page's setting now, not the
+        track's.
+        """
         name = payload.get("name") if isinstance(payload, dict) else None
         track = services.store.get(name)
         stored = track.meta.get("request") if track else None
@@ -70,6 +75,8 @@ def register(socketio: SocketIO, services: Services, clients: Clients) -> None:
                                             "message": "this track has no stored request to rerun"})
         try:
             parsed = GenerationRequest.from_json(stored)
+            if isinstance(payload, dict) and isinstance(payload.get("preview"), bool):
+                parsed = dataclasses.replace(parsed, preview=payload["preview"])
         except TypeError:
             return refuse(protocol.RERUN, {"type": "invalid_request", "field": "name",
                                             "message": "the stored request of this track cannot be read"})

@@ -120,7 +120,7 @@ export function bindJobEvents(chat) {
   // The server sends audio_json_pairs only on connect, right before that connection's queue snapshot.
   on("audio_json_pairs", () => { chat.connectSnapshot = true; });
   on("job:submit", ({ text, payload }) => startJob(chat, { text }, () => request("submit_sliders", payload)));
-  on("composer:rerun", ({ name, prompt }) => startJob(chat, { text: prompt, rerun: true }, () => request("rerun", { name })));
+  on("composer:rerun", ({ name, prompt, preview }) => startJob(chat, { text: prompt, rerun: true }, () => request("rerun", { name, preview })));
   on("composer:cancel", () => cancelPending(chat));
 }
 

@@ -117,7 +117,8 @@ function isJson(response) {
 async function errorText(response) {
   if (!isJson(response)) return response.statusText;
   try {
-    return (await response.json())?.error || response.statusText;
+    const { error } = (await response.json()) ?? {};
+    return (typeof error === "object" ? error?.message : error) || response.statusText;
   } catch {
     return response.statusText;
   }

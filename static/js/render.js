@@ -223,12 +223,13 @@ export function autoTuneChanges(block) {
 }
 
 /**
- * One row of the queue panel: a generation has a Listen button (its live preview).
- * @param {{id: string, label: string, state: string, kind: string, progress: number, phase: string}} job
+ * One row of the queue panel: a generation making a preview has a Listen button (its live preview).
+ * @param {{id: string, label: string, state: string, kind: string, progress: number, phase: string, preview?: boolean}} job
  * @param {number} position 0 for the running job, else 1-based queue position
+ * @param {boolean} [canCancel] whether this page may cancel the job (its own, or the local user's page)
  * @returns {any}
  */
-export function queueItemNode(job, position) {
+export function queueItemNode(job, position, canCancel = true) {
   const running = job.state === "running";
   const phaseKey = `phase.${job.phase}`;
   const kindKey = `queue.kind.${job.kind}`;
@@ -238,14 +239,16 @@ export function queueItemNode(job, position) {
     el("span", { className: "queue-label", data: { role: "queue-label" }, text: job.label }),
     running
       ? el("span", { className: "queue-progress" }, [
-        tEl("span", hasKey(phaseKey) ? phaseKey : "phase.working"),
+        tEl("span", hasKey(phaseKey) ? phaseKey : "phase.working", undefined, { data: { role: "queue-phase" } }),
         el("span", { data: { role: "queue-percent" }, text: ` ${Math.round((job.progress ?? 0) * 100)}%` }),
       ])
       : tEl("span", "queue.waiting", undefined, { className: "queue-progress" }),
-    job.kind === "generate"
+    job.kind === "generate" && job.preview !== false
       ? tEl("button", "queue.listen", undefined, { className: "small", attrs: { type: "button" }, data: { action: "listen-job", jobId: job.id } })
       : null,
-    tEl("button", "action.cancel", undefined, { className: "small", attrs: { type: "button" }, data: { action: "cancel-queued", jobId: job.id } }),
+    canCancel
+      ? tEl("button", "action.cancel", undefined, { className: "small", attrs: { type: "button" }, data: { action: "cancel-queued", jobId: job.id } })
+      : null,
   ]);
 }
 

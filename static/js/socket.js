@@ -5,13 +5,15 @@
  */
 import { io } from "../vendor/socket.io.esm.min.js";
 import { emit } from "./bus.js";
+import { load, save } from "./store.js";
 
 /** Server → client events forwarded to the bus. */
 const SERVER_EVENTS = [
   "audio_json_pairs", "queue_state", "update_seed", "add_to_queue", "job_started", "progress",
   "continuation_applied", "on_finish_audio", "request_error", "tracks_changed", "postprocess_queued",
-  "stem_progress", "postprocess_done", "demucs_any_progress", "demucs_any_done", "audio_preview",
+  "stem_progress", "postprocess_done", "demucs_any_progress", "demucs_any_done", "audio_preview", "session",
 ];
+const CLIENT_KEY = "client.id";
 
 const ACK_TIMEOUT_MS = 10_000;
 
@@ -23,7 +25,7 @@ let socket = null;
  * @returns {void}
  */
 export function initSocket() {
-  socket = io({ transports: ["websocket", "polling"], tryAllTransports: true });
+  socket = io({ transports: ["websocket", "polling"], tryAllTransports: true, auth: { client: clientId() } });
   for (const name of SERVER_EVENTS) socket.on(name, (payload) => emit(name, payload));
   const report = (connected) => emit("connection:changed", {
     connected, transport: connected ? socket.io.engine.transport.name : "",
@@ -31,6 +33,20 @@ export function initSocket() {
   socket.on("connect", () => report(true));
   socket.on("disconnect", () => report(false));
   socket.on("connect_error", () => report(false));
+}
+
+/**
+ * This browser's random id: the server stamps the jobs it queues with a tag of it, so that only this page
+ * (also after a reload) may cancel them on a shared server.
+ * @returns {string}
+ */
+function clientId() {
+  let id = load(CLIENT_KEY, "");
+  if (typeof id !== "string" || id.length < 16) {
+    id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, "0")).join("");
+    save(CLIENT_KEY, id);
+  }
+  return id;
 }
 
 /**

@@ -10,6 +10,7 @@ import { $, delegate, fileName, stemOf } from "./dom.js";
 import { confirmAction } from "./dialog.js";
 import { getJson, postJson } from "./http.js";
 import { liveHeadNodes, trackHeadNodes, trackParamNodes } from "./render.js";
+import { getSettings } from "./settings.js";
 
 /**
  * Wire the card and the Clear-all button.
@@ -95,7 +96,7 @@ function onAction(view, action) {
   const track = view.current;
   if (!track) return;
   if (action === "copy-seed") copySeed(track.meta?.parameters?.seed);
-  else if (action === "rerun") emit("composer:rerun", { name: track.name, prompt: track.meta?.prompt ?? "" });
+  else if (action === "rerun") emit("composer:rerun", { name: track.name, prompt: track.meta?.prompt ?? "", preview: getSettings().preview });
   else if (action === "delete-track") deleteTrack(track.name);
 }
 

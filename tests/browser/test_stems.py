@@ -136,12 +136,13 @@ def test_the_mixer_plays_solos_mutes_mixes_and_zips(page: Page, live_server, tmp
     assert download(page, "mixer-zip-selected", tmp_path / "some.zip") == f"{name}_vocals+drums+bass.zip"
     with zipfile.ZipFile(tmp_path / "some.zip") as archive:
         assert archive.testzip() is None
-        assert archive.namelist() == ["vocals.wav", "drums.wav", "bass.wav"]
-        assert archive.read("drums.wav") == (stems_dir / "drums.wav").read_bytes()
+        # Entries are named after the track (issue 16: a stem saved anywhere still says where it came from).
+        assert archive.namelist() == [f"{name}_vocals.wav", f"{name}_drums.wav", f"{name}_bass.wav"]
+        assert archive.read(f"{name}_drums.wav") == (stems_dir / "drums.wav").read_bytes()
     assert download(page, "mixer-zip-all", tmp_path / "all.zip") == f"{name}_stems.zip"
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert archive.testzip() is None
-        assert sorted(archive.namelist()) == ["bass.wav", "drums.wav", "other.wav", "vocals.wav"]
+        assert sorted(archive.namelist()) == [f"{name}_{stem}.wav" for stem in ("bass", "drums", "other", "vocals")]
     page.locator("[data-role=stems]").scroll_into_view_if_needed()
     screenshot("stems", page)
 

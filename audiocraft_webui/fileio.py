@@ -93,7 +93,7 @@ DISK_ERRORS = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EROFS
 _DISK_ADVICE = {"disk_full": "free some disk space", "read_only": "check that the data folder is not read-only",
                 "permission": "check that the data folder is writable by the user running the server"}
 #: An absolute path (POSIX or Windows) inside a message: a client never sees the server's folders.
-_ABSOLUTE_PATH = re.compile(r"(?:[A-Za-z]:\\|/)[^\s'\"]*?([^/\\\s'\"]+)(?=[\s'\",;:)]|$)")
+_ABSOLUTE_PATH = re.compile(r"""(?:(?<=^)|(?<=[\s'"(=]))(?:[A-Za-z]:\\|/)[^\s'"]*?([^/\\\s'"]+)(?=[\s'",;:)]|$)""")
 
 
 def disk_error(exc: BaseException) -> dict | None:

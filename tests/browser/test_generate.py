@@ -5,7 +5,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from .ui import JOB_TIMEOUT_MS, open_app, set_number, submit, wait_state, watch_attribute
+from .ui import JOB_TIMEOUT_MS, open_app, set_number, setting, submit, wait_state, watch_attribute
 
 #: Records every state and status text the newest job message goes through (test instrumentation only).
 WATCH_JOB = """() => {
@@ -23,6 +23,9 @@ WATCH_JOB = """() => {
 
 def test_prompt_to_playable_track(page: Page, live_server, screenshot) -> None:
     open_app(page, live_server)
+    # The plain flow: the page plays the finished file when asked (listening while it generates, which may
+    # leave the file playing by itself, has its own tests in test_live.py).
+    setting(page, "preview").uncheck()
     assert page.locator("[data-role=connection]").get_attribute("data-transport") == "websocket"
     seen = page.evaluate_handle(WATCH_JOB)
     guard = watch_attribute(page, "[data-role=submit]", "disabled")

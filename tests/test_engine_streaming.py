@@ -246,3 +246,20 @@ def test_an_unknown_codec_decoder_is_refused():
     codec = SimpleNamespace(frame_rate=50, decoder=SimpleNamespace(model=nn.Sequential(nn.Conv1d(1, 1, 3))))
     with pytest.raises(StreamingError, match="Conv1d"):
         IncrementalDecoder(codec)
+
+
+@pytest.mark.parametrize("name", ["small", "stereo-small"])
+def test_the_final_decode_window_by_window_equals_audiocrafts_one_shot_decode(models, name):
+    """Long-form jobs are decoded 30 s at a time (bounded memory); the audio is the same as one decode."""
+    import torch
+
+    from audiocraft_webui.engines.codecstream import decode_in_windows
+
+    model = models(name)
+    model.set_generation_params(duration=3)
+    torch.manual_seed(3)
+    _, tokens = model.generate(["windows"], return_tokens=True)
+    one_shot = model.compression_model.decode(tokens, None)
+    windowed = decode_in_windows(model.compression_model, tokens, window_frames=40)
+    assert windowed.shape == one_shot.shape
+    assert (windowed - one_shot).abs().max().item() <= TOLERANCE

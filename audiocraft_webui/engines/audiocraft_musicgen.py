@@ -9,6 +9,7 @@ import logging
 import math
 import random
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ from .base import (
     PreviewCallback,
     StepCallback,
 )
-from .codecstream import PreviewStream
+from .codecstream import PreviewStream, decode_in_windows
 from .tokentap import StreamingError, tap_tokens
 
 if TYPE_CHECKING:
@@ -109,6 +110,21 @@ class WindowProgress:
         fraction = (self._done_before + self._in_window) / (self._done_before + self._window_total + remaining)
         self._best = min(max(self._best, fraction), 1.0)
         self._on_step(self._best)
+
+
+@contextlib.contextmanager
+def windowed_decode(model) -> Iterator[None]:
+    """Make the model's final decode run window by window (:func:`~.codecstream.decode_in_windows`) in the block.
+
+    ``MusicGen.generate_audio`` is shadowed on the loaded *instance* only, and only for one generation.
+    """
+    if "generate_audio" in vars(model):
+        raise EngineError("a decode hook is already installed on this model")
+    model.generate_audio = lambda codes: decode_in_windows(model.compression_model, codes)
+    try:
+        yield
+    finally:
+        del model.generate_audio
 
 
 def seed_everything(seed: int) -> None:
@@ -239,7 +255,8 @@ class AudiocraftEngine:
         preview = self._preview_stream(model, spec, on_preview)
         seed_everything(spec.seed)
         try:
-            with tap_tokens(model, preview) if preview is not None else contextlib.nullcontext():
+            with windowed_decode(model), tap_tokens(model, preview) if preview is not None \
+                    else contextlib.nullcontext():
                 result = self._run(model, spec)
         finally:
             model.set_custom_progress_callback(None)

@@ -19,7 +19,7 @@ from .models import ModelCatalog
 from .preview import PreviewHub
 from .protocol import GenerationRequest, RequestError
 from .stems.service import StemService
-from .storage import RecoveryReport, TrackStore, UnsafeName
+from .storage import RecoveryReport, Track, TrackStore, UnsafeName
 from .tasks import GenerateTask, TrackSplitTask, UploadSplitTask
 from .uploads import UploadStore
 from .worker import JobKind, Worker
@@ -170,6 +170,24 @@ class Services:
                 "job_id": job_id, "kind": job.kind, "state": "cancelled", "label": job.label,
                 "error": {"type": "cancelled", "message": "removed from the queue"}})
         return outcome
+
+    def delete_track(self, name: object) -> list[str]:
+        """Delete a track with its JSON and stems, and tell every tab what was removed.
+
+        Raises:
+            UnsafeName: no such track (or a hostile name).
+            TrackLocked: the track is locked (nothing is removed).
+        """
+        deleted = self.store.delete(name)
+        self.emit(protocol.TRACKS_CHANGED, {"deleted": deleted})
+        return deleted
+
+    def set_track_flags(self, name: str, flags: dict[str, bool]) -> Track | None:
+        """Set a track's favourite / lock flags and tell every tab; None when the track is gone."""
+        track = self.store.set_flags(name, flags)
+        if track is not None:
+            self.emit(protocol.TRACKS_CHANGED, {"updated": track.public()})
+        return track
 
     def emit_job_event(self, event: str, payload: object, to: str | None = None) -> None:
         """Send a worker event, adding the fields its job wants on every event (a track name, an upload id).

@@ -135,18 +135,21 @@ def stream(job: Job, subscription: Subscription, terminal: str) -> Iterator[str]
     generator is closed and the subscription with it).
     """
     try:
-        yield sse("job", current(job))
-        while job.state in ACTIVE:
+        first = current(job)
+        yield sse("job", first)
+        if first["state"] not in ACTIVE:
+            return
+        while True:
             event = subscription.next(KEEPALIVE_SECONDS)
             if event is None:
+                if job.state not in ACTIVE:  # its end went by unseen (a reader far behind): the view says it
+                    break
                 yield ": keepalive\n\n"
                 continue
-            name, payload = event
-            yield sse(name, payload)
-            if name == terminal:
+            yield sse(*event)
+            if event[0] == terminal:
                 break
-        if job.state not in ACTIVE:
-            yield sse("job", current(job))
+        yield sse("job", current(job))
     finally:
         subscription.close()
 

@@ -42,8 +42,6 @@ class Strict(BaseModel):
 class GenerationBody(Strict):
     """A generation request: the fields and checks of the Socket.IO event ``submit_sliders``."""
 
-    model_config = ConfigDict(title="GenerationRequest")
-
     prompt: str = Field(min_length=1, max_length=protocol.MAX_PROMPT_CHARS, pattern=r"\S",
                         description="What the music should be (trimmed; not empty).")
     model: str = Field("small", description="A model key of `GET /api/v1/models`.")

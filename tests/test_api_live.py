@@ -63,6 +63,7 @@ def test_the_document_is_valid_openapi_3_1_and_covers_every_route(server):
 def test_the_docs_page_is_offline_with_its_own_policy(server):
     page = requests.get(f"{server.url}/api/v1/docs", timeout=10)
     assert page.status_code == 200 and "<rapi-doc" in page.text and "http" not in page.text.split("<body>")[1]
+    assert 'load-fonts="false"' in page.text, "RapiDoc would fetch its fonts from a font server"
     policy = page.headers["Content-Security-Policy"]
     assert "script-src 'self';" in policy and "unsafe-eval" not in policy
     script = requests.get(f"{server.url}/static/vendor/rapidoc-min.js", timeout=10)

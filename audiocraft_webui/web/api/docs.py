@@ -18,7 +18,8 @@ DOCS_PAGE = """<!doctype html>
 </head>
 <body>
 <rapi-doc spec-url="/api/v1/openapi.json" theme="dark" render-style="read" show-header="false"
-  regular-font="system-ui, sans-serif" mono-font="ui-monospace, monospace" allow-server-selection="false"
+  load-fonts="false" regular-font="system-ui, sans-serif" mono-font="ui-monospace, monospace"
+  allow-server-selection="false"
   allow-spec-url-load="false" allow-spec-file-load="false" schema-description-expanded="true"></rapi-doc>
 </body>
 </html>

@@ -132,7 +132,8 @@ class ApiSpec:
             properties = op.query.model_json_schema()["properties"]
             parameters += [{"name": name, "in": "query", "required": False, "schema": _present(properties[name])}
                            for name in op.query.model_fields]
-        operation: dict[str, Any] = {"operationId": op.view.__name__, "summary": summary.strip(),
+        group = op.view.__module__.rsplit(".", 1)[-1].capitalize()  # the module declaring it: Jobs, Library
+        operation: dict[str, Any] = {"operationId": op.view.__name__, "summary": summary.strip(), "tags": [group],
                                      "parameters": parameters, "responses": {}}
         if description.strip():
             operation["description"] = description.strip()

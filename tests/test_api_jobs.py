@@ -4,12 +4,15 @@ Generation runs on the numpy FakeEngine; validation is the real one, compared wi
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from audiocraft_webui import protocol
 from audiocraft_webui.jobs import Job
+from audiocraft_webui.protocol import GenerationRequest
+from audiocraft_webui.web.api.schemas import GenerationBody
 from tests.fakes import FakeEngine
 
 BODY = {"prompt": "dreamy synthwave", "model": "small", "duration": 1, "top_p": 0, "seed": 7}
@@ -233,3 +236,19 @@ def test_on_a_shared_server_the_api_cancels_only_its_own_jobs_unless_local(make_
     assert client.delete(f"/api/v1/jobs/{own['job_id']}", headers=auth, environ_base=remote).status_code == 200
     local = client.delete(f"/api/v1/jobs/{page_job.id}", headers=auth, environ_base={"REMOTE_ADDR": "127.0.0.1"})
     assert local.status_code == 200
+
+
+def test_the_documented_body_is_the_request_the_shared_validator_builds(services):
+    stored = {field.name: field.default for field in dataclasses.fields(GenerationRequest) if field.name != "clamped"}
+    assert set(GenerationBody.model_fields) == set(stored)
+    defaults = {name: default for name, default in stored.items() if default is not dataclasses.MISSING}
+    assert {name: GenerationBody.model_fields[name].default for name in defaults} == defaults
+    described = GenerationBody(prompt="x").model_dump()
+    assert protocol.parse_generation_request(described, services.catalog).as_json() == \
+        {**defaults, "prompt": "x", "model": "small"}
+    schema = GenerationBody.model_json_schema()["properties"]
+    for name, options in (("format", protocol.FORMATS), ("sample_rate", protocol.SAMPLE_RATES),
+                          ("stem_split", protocol.STEM_TARGETS), ("loudness", protocol.LOUDNESS_TARGETS)):
+        assert schema[name]["enum"] == list(options)
+        for option in options:  # every documented choice is accepted
+            protocol.parse_generation_request({**described, name: option}, services.catalog)

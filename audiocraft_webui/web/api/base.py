@@ -14,7 +14,8 @@ from .spec import ApiSpec
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 spec = ApiSpec(bp, "audiocraft-webui", __version__)
 
-#: The HTTP status of each refusal code the validators and services raise.
+#: The HTTP status of each refusal code the validators and services raise; any other code (a disk that cannot
+#: be written: ``read_only``, ``permission`` ...) is the server's fault, 500.
 STATUS_OF_KIND = {"invalid_request": 400, "forbidden": 403, "not_found": 404, "locked": 409, "already_split": 409,
                   "busy": 409, "model_unavailable": 422, "queue_full": 429, "disk_full": 507}
 JSON = "application/json"
@@ -30,8 +31,7 @@ class ApiError(Exception):
     @classmethod
     def of(cls, exc: RequestError) -> ApiError:
         """The API's answer to a refusal of the shared validators (its status follows its code)."""
-        return cls(STATUS_OF_KIND.get(exc.kind, 500 if exc.kind in ("read_only", "permission") else 400),
-                   exc.kind, exc.message, exc.field)
+        return cls(STATUS_OF_KIND.get(exc.kind, 500), exc.kind, exc.message, exc.field)
 
 
 @bp.errorhandler(ApiError)

@@ -16,7 +16,7 @@ from ...fileio import disk_error
 from ...jobs import Job, JobState, QueueFull
 from ...tasks import GenerateTask
 from ..clients import CLIENTS_KEY
-from .base import ApiError, caller, json_body, services, spec
+from .base import STATUS_OF_KIND, ApiError, caller, json_body, services, spec
 from .schemas import CancelAnswer, GenerationBody, JobCreated, JobList, JobView
 
 #: Seconds between two comments on a quiet event stream: a client that has gone is noticed at the next one.
@@ -82,7 +82,7 @@ def create_generation() -> tuple[Response, int]:
         raise ApiError(429, "queue_full", str(exc)) from None
     except OSError as exc:
         error = disk_error(exc) or {"type": "disk_error", "message": exc.strerror or "cannot write"}
-        raise ApiError(507 if error["type"] == "disk_full" else 500, error["type"], error["message"]) from None
+        raise ApiError(STATUS_OF_KIND.get(error["type"], 500), error["type"], error["message"]) from None
     assert isinstance(job.task, GenerateTask), "a generation job"
     answer = jsonify({"job_id": job.id, "position": position, "seed": job.task.seed, "clamped": parsed.clamped})
     answer.headers["Location"] = f"/api/v1/jobs/{job.id}"

@@ -5,7 +5,9 @@ Generation runs on the numpy FakeEngine; validation is the real one, compared wi
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 
 import pytest
 
@@ -252,3 +254,17 @@ def test_the_documented_body_is_the_request_the_shared_validator_builds(services
         assert schema[name]["enum"] == list(options)
         for option in options:  # every documented choice is accepted
             protocol.parse_generation_request({**described, name: option}, services.catalog)
+
+
+@pytest.mark.parametrize(("code", "status", "kind"),
+                         [(errno.ENOSPC, 507, "disk_full"), (errno.EROFS, 500, "read_only")])
+def test_a_data_folder_that_cannot_be_written_refuses_the_submit_without_a_path(client, services, monkeypatch,
+                                                                                code, status, kind):
+    def fail(_record: dict) -> None:
+        raise OSError(code, os.strerror(code), str(services.store.root / "settings" / "last_run.json"))
+
+    monkeypatch.setattr(services.store, "save_last_run", fail)
+    answer = post(client, BODY)
+    assert answer.status_code == status and answer.get_json()["error"]["type"] == kind
+    assert str(services.store.root) not in answer.get_data(as_text=True)
+    assert services.queue.snapshot()["queued"] == []

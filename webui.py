@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "or a random token printed at start")
     parser.add_argument("--auth", metavar="USER:PASSWORD", default=None,
                         help="require this user name and password (HTTP Basic) for the page, routes and Socket.IO")
+    parser.add_argument("--api-token", default=None, metavar="TOKEN",
+                        help="require Authorization: Bearer TOKEN on the REST API (/api/v1/); with --listen one is "
+                             "drawn when none is given, and a logged-in page shows it")
     parser.add_argument("--max-upload-mb", type=int, default=int(str(DEFAULTS["MAX_CONTENT_LENGTH"])) // MB,
                         help="largest accepted upload in MB (default: %(default)s)")
     parser.add_argument("--device", default=DEFAULTS["DEVICE"],
@@ -115,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "DEMUCS_MODEL": args.demucs_model,
         "DATA_DIR": args.data_dir, "TORCH_THREADS": args.threads, "QUEUE_MAX": args.queue_max,
         "CUSTOM_MODELS": args.custom_model, "ALLOWED_HOSTS": args.allowed_host, "START_WORKER": True,
+        **({"API_TOKEN": args.api_token} if args.api_token else {}),
     })
     engine = app.extensions["audiocraft_webui"].engine
     threading.Thread(target=lambda: print(banner(host, args.port, data_dir(app.config), device_line(engine)),

@@ -23,8 +23,8 @@ def create_app(overrides: dict | None = None, *, engine=None):
 
     from .config import DEFAULTS, STATIC_DIR, TEMPLATE_DIR
     from .services import EXTENSION_KEY, build_services
-    from .web import events, library_views, stem_events, stem_views, views
-    from .web.clients import Clients
+    from .web import api, events, library_views, stem_events, stem_views, views
+    from .web.clients import CLIENTS_KEY, Clients
     from .web.security import POLICY_KEY, SOCKETIO_MAX_BYTES, AccessPolicy, RequestGuard
 
     app = Flask(__name__, static_folder=str(STATIC_DIR), template_folder=str(TEMPLATE_DIR))
@@ -40,8 +40,9 @@ def create_app(overrides: dict | None = None, *, engine=None):
     app.view_functions["static"] = views.static_asset
     app.register_blueprint(stem_views.bp)
     app.register_blueprint(library_views.bp)
+    app.register_blueprint(api.bp)
     app.extensions[POLICY_KEY] = policy = AccessPolicy.from_config(app.config)
-    clients = Clients(policy.listening)
+    app.extensions[CLIENTS_KEY] = clients = Clients(policy.listening)
     events.register(socketio, services, clients)
     stem_events.register(socketio, services, clients)
     app.wsgi_app = RequestGuard(app.wsgi_app, policy)  # type: ignore[method-assign]  # Flask's middleware pattern

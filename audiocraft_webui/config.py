@@ -16,6 +16,8 @@ DEFAULTS: dict[str, object] = {
     # Credentials (required beyond loopback): a login token and/or HTTP Basic "user:password".
     "AUTH_TOKEN": None,
     "AUTH_BASIC": None,
+    # The REST API's bearer token (--api-token); drawn at start when a login is required and none is given.
+    "API_TOKEN": None,
     # Where tracks, stems, uploads and settings live (static/audio, static/stems, settings/ ...).
     "DATA_DIR": str(REPO_ROOT),
     # Engine: device auto = cuda, then mps, then cpu; 0 threads = torch's default.

@@ -177,6 +177,16 @@ class JobQueue:
                     return job
         return None
 
+    def position(self, job: Job) -> int | None:
+        """A job's place: 1 for the next to run, 0 for the running one, None once it is over."""
+        with self._cond:
+            if job is self._running:
+                return 0
+            for place, pending in enumerate(self._pending, 1):
+                if pending is job:
+                    return place
+        return None
+
     def snapshot(self) -> dict:
         """The whole queue for the browser: running job, pending jobs in order, recent history."""
         with self._cond:

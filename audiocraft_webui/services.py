@@ -7,18 +7,19 @@ from dataclasses import dataclass, field
 
 from flask_socketio import SocketIO
 
-from . import protocol
+from . import modelcache, protocol
 from .config import data_dir
 from .engines import MusicEngine, create_engine
 from .engines.demucs import DemucsSplitter, Splitter
+from .fanout import JobEvents
 from .generation import GenerationRunner, prepare
 from .hooks import PauseAt, no_pause
 from .jobs import Job, JobQueue, without_track_meta
 from .models import ModelCatalog
 from .preview import PreviewHub
-from .protocol import GenerationRequest
+from .protocol import GenerationRequest, RequestError
 from .stems.service import StemService
-from .storage import RecoveryReport, TrackStore
+from .storage import RecoveryReport, Track, TrackStore, UnsafeName
 from .tasks import GenerateTask, TrackSplitTask, UploadSplitTask
 from .uploads import UploadStore
 from .worker import JobKind, Worker
@@ -29,14 +30,21 @@ from .workerproc.supervisor import WorkerProcess
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "audiocraft_webui"
+#: Events only Socket.IO carries: preview chunks are binary audio for a player, not for an event stream.
+SOCKET_ONLY_EVENTS = frozenset({protocol.AUDIO_PREVIEW})
 
 
 class Emitter:
-    """Serialise emits from the worker and request threads (python-socketio's emit is not thread-safe)."""
+    """Serialise emits from the worker and request threads (python-socketio's emit is not thread-safe).
 
-    def __init__(self, socketio: SocketIO) -> None:
+    Every event about a job also goes to the job's in-process subscribers (``events``, the REST API's
+    event streams), in the same order as on the socket.
+    """
+
+    def __init__(self, socketio: SocketIO, events: JobEvents | None = None) -> None:
         self._socketio = socketio
         self._lock = threading.RLock()
+        self.events = events or JobEvents()
 
     def held(self) -> threading.RLock:
         """Hold back other threads' events (``with emitter.held(): ...``) so a sequence goes out first."""
@@ -49,7 +57,10 @@ class Emitter:
         sent before it (e.g. a queue snapshot overtaken by the ack of a newer submit).
         """
         with self._lock:
-            self._socketio.emit(event, payload() if callable(payload) else payload, to=to)
+            data = payload() if callable(payload) else payload
+            self._socketio.emit(event, data, to=to)
+            if event not in SOCKET_ONLY_EVENTS:
+                self.events.publish(event, data)
 
 
 class SocketRooms:
@@ -95,6 +106,88 @@ class Services:
         request = task.request
         self.store.save_last_run({"model": request.model, "prompt": request.prompt,
                                   "request": request.as_json(), "last_seed": task.seed})
+
+    def check_available(self, parsed: GenerationRequest, names: dict | None = None) -> None:
+        """Refuse a request whose model is no longer offered or cannot load, or whose uploaded clip was deleted.
+
+        Args:
+            parsed: the request.
+            names: the clips' original file names by field, when known (a deleted upload lost its own).
+
+        Raises:
+            RequestError: naming the field (``model``, ``audio_prompt`` or ``continuation``).
+        """
+        model = self.catalog.resolve(parsed.model)
+        if model is None:
+            raise RequestError("model", f"model {parsed.model!r} is no longer offered; choose another model")
+        reason = modelcache.unavailable_reason(model)
+        if reason is not None:
+            raise RequestError("model", reason, "model_unavailable")
+        for field_name, upload_id in (("audio_prompt", parsed.audio_prompt), ("continuation", parsed.continuation)):
+            if upload_id is None:
+                continue
+            try:
+                self.uploads.path(upload_id)
+            except UnsafeName:
+                name = (names or {}).get(field_name) or self.uploads.display_name(upload_id)
+                raise RequestError(field_name, f"the uploaded clip {name!r} ({field_name.replace('_', ' ')}) "
+                                               f"is gone; upload it again") from None
+
+    def enqueue_generation(self, parsed: GenerationRequest, sid: str | None, owner: str | None) -> tuple[Job, int]:
+        """Queue a validated request and announce it before the worker can send anything about it.
+
+        The last run is written first: a data folder that cannot be written refuses the request (OSError)
+        instead of queueing a job whose track could not be saved anyway. A page (``sid``) also hears the
+        drawn seed and, when it asked, the preview; every tab hears ``add_to_queue``.
+
+        Raises:
+            OSError: the last run could not be written.
+            QueueFull: the queue holds its most jobs.
+        """
+        task = self.prepare_generation(parsed)
+        self.remember_last_run(task)
+        with self.emit.held():
+            job = Job(task, sid=sid, owner=owner)
+            position = self.queue.submit(job)
+            if sid is not None and parsed.seed == protocol.AUTO_SEED:
+                self.emit(protocol.UPDATE_SEED, {"job_id": job.id, "seed": task.seed}, to=sid)
+            self.emit(protocol.ADD_TO_QUEUE, {"job_id": job.id, "prompt": parsed.prompt, "position": position})
+            if sid is not None and parsed.preview:
+                self.preview.listen(job.id, sid)
+        return job, position
+
+    def cancel_job(self, job_id: str) -> str:
+        """Cancel a running job (at its next step) or remove a queued one, whose tabs hear it at once.
+
+        Returns:
+            ``cancelling``, ``removed`` or ``unknown`` (see :meth:`JobQueue.cancel`).
+        """
+        outcome = self.queue.cancel(job_id)
+        if outcome == "removed":
+            job = self.queue.get(job_id)
+            assert job is not None, "a job just moved to the history is found there"
+            self.emit_job_event(self.worker.kinds[job.kind].terminal_event, {
+                "job_id": job_id, "kind": job.kind, "state": "cancelled", "label": job.label,
+                "error": {"type": "cancelled", "message": "removed from the queue"}})
+        return outcome
+
+    def delete_track(self, name: object) -> list[str]:
+        """Delete a track with its JSON and stems, and tell every tab what was removed.
+
+        Raises:
+            UnsafeName: no such track (or a hostile name).
+            TrackLocked: the track is locked (nothing is removed).
+        """
+        deleted = self.store.delete(name)
+        self.emit(protocol.TRACKS_CHANGED, {"deleted": deleted})
+        return deleted
+
+    def set_track_flags(self, name: str, flags: dict[str, bool]) -> Track | None:
+        """Set a track's favourite / lock flags and tell every tab; None when the track is gone."""
+        track = self.store.set_flags(name, flags)
+        if track is not None:
+            self.emit(protocol.TRACKS_CHANGED, {"updated": track.public()})
+        return track
 
     def emit_job_event(self, event: str, payload: object, to: str | None = None) -> None:
         """Send a worker event, adding the fields its job wants on every event (a track name, an upload id).

@@ -20,6 +20,10 @@ from .security import is_loopback
 
 #: Longest client id accepted from a page.
 MAX_CLIENT_ID = 64
+#: The client id of every REST API caller (they all hold the one API token); shorter than any page may send.
+API_CLIENT_ID = "api"
+#: Where create_app keeps the app's :class:`Clients` (``app.extensions[CLIENTS_KEY]``).
+CLIENTS_KEY = "clients"
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,19 @@ class Clients:
         client_id = auth.get("client") if isinstance(auth, dict) else None
         if not isinstance(client_id, str) or not 8 <= len(client_id) <= MAX_CLIENT_ID:
             client_id = sid
-        tag = hmac.new(self._secret, client_id.encode(), hashlib.sha256).hexdigest()[:16]
-        client = Client(tag, is_loopback(address) if address else False)
+        client = self._client(client_id, address)
         with self._lock:
             self._clients[sid] = client
         return client
+
+    def api_client(self, address: str) -> Client:
+        """A REST API caller from ``address``: the API's one owner tag, local when on this machine."""
+        return self._client(API_CLIENT_ID, address)
+
+    def _client(self, client_id: str, address: str) -> Client:
+        """The client of an id (its tag is an HMAC of it) calling from ``address``."""
+        tag = hmac.new(self._secret, client_id.encode(), hashlib.sha256).hexdigest()[:16]
+        return Client(tag, is_loopback(address) if address else False)
 
     def disconnect(self, sid: str) -> None:
         """Forget a page that left."""
@@ -65,6 +77,10 @@ class Clients:
         """Whether the page ``sid`` may cancel ``job``: its own, or any when it is the local user."""
         with self._lock:
             client = self._clients.get(sid)
+        return self.allows(client, job)
+
+    def allows(self, client: Client | None, job: Job) -> bool:
+        """Whether ``client`` may cancel ``job``: its own, or any when it is the local user."""
         if not self.listening or (client is not None and client.local):
             return True
         return client is not None and job.owner is not None and hmac.compare_digest(client.owner, job.owner)

@@ -7,13 +7,13 @@ import logging
 from flask import current_app, request
 from flask_socketio import SocketIO, emit
 
-from .. import modelcache, protocol
+from .. import protocol
 from ..fileio import disk_error
-from ..jobs import Job, QueueFull
+from ..jobs import QueueFull
 from ..preview import PreviewError
 from ..protocol import GenerationRequest, RequestError
 from ..services import Services
-from ..storage import UnsafeName
+from ..tasks import GenerateTask
 from .clients import Clients
 from .security import GUARDED_HEADERS, POLICY_KEY, SOCKETIO_PATH, check_request
 
@@ -55,7 +55,7 @@ def register(socketio: SocketIO, services: Services, clients: Clients) -> None:
         """Validate a generation request and queue it; the ack says the job id, seed and queue position."""
         try:
             parsed = protocol.parse_generation_request(payload, services.catalog)
-            _check_available(parsed)
+            services.check_available(parsed)
         except RequestError as exc:
             return refuse(protocol.SUBMIT_SLIDERS, exc.as_json())
         return _enqueue(protocol.SUBMIT_SLIDERS, parsed)
@@ -82,7 +82,7 @@ def register(socketio: SocketIO, services: Services, clients: Clients) -> None:
                                             "message": "the stored request of this track cannot be read"})
         params = track.meta.get("parameters") or {}
         try:
-            _check_available(parsed, {"audio_prompt": params.get("audio_prompt"),
+            services.check_available(parsed, {"audio_prompt": params.get("audio_prompt"),
                                       "continuation": params.get("continuation_source")})
         except RequestError as exc:
             return refuse(protocol.RERUN, exc.as_json())
@@ -111,67 +111,22 @@ def register(socketio: SocketIO, services: Services, clients: Clients) -> None:
             return refuse(protocol.CANCEL_JOB, {"type": "forbidden", "field": "job_id",
                                                  "message": "only the page that queued this job, or someone at the "
                                                             "server's own machine, can cancel it"})
-        outcome = services.queue.cancel(job_id)
+        outcome = services.cancel_job(job_id)
         if outcome == "unknown":
             return refuse(protocol.CANCEL_JOB, {"type": "not_found", "field": "job_id",
                                                  "message": "no such job in the queue"})
-        if outcome == "removed":
-            job = services.queue.get(job_id)
-            assert job is not None, "a job just moved to the history is found there"
-            services.emit_job_event(services.worker.kinds[job.kind].terminal_event, {
-                "job_id": job_id, "kind": job.kind, "state": "cancelled", "label": job.label,
-                "error": {"type": "cancelled", "message": "removed from the queue"}})
         return {"ok": True, "job_id": job_id, "outcome": outcome}
 
-    def _check_available(parsed: GenerationRequest, names: dict | None = None) -> None:
-        """Refuse a request whose model is no longer offered or cannot load, or whose uploaded clip was deleted.
-
-        Args:
-            parsed: the request.
-            names: the clips' original file names by field, when known (a deleted upload lost its own).
-
-        Raises:
-            RequestError: naming the field (``model``, ``audio_prompt`` or ``continuation``).
-        """
-        model = services.catalog.resolve(parsed.model)
-        if model is None:
-            raise RequestError("model", f"model {parsed.model!r} is no longer offered; choose another model")
-        reason = modelcache.unavailable_reason(model)
-        if reason is not None:
-            raise RequestError("model", reason, "model_unavailable")
-        for field_name, upload_id in (("audio_prompt", parsed.audio_prompt), ("continuation", parsed.continuation)):
-            if upload_id is None:
-                continue
-            try:
-                services.uploads.path(upload_id)
-            except UnsafeName:
-                name = (names or {}).get(field_name) or services.uploads.display_name(upload_id)
-                raise RequestError(field_name, f"the uploaded clip {name!r} ({field_name.replace('_', ' ')}) "
-                                               f"is gone; upload it again") from None
-
     def _enqueue(event: str, parsed: GenerationRequest) -> dict:
-        """Queue a validated request and announce it before the worker can send anything about it.
-
-        The last run is written first: a data folder that cannot be written refuses the request with
-        a reason instead of queueing a job whose track could not be saved anyway.
-        """
+        """Queue a validated request for this tab; the ack says the job id, seed, queue position and clamping."""
         sid = request.sid  # type: ignore[attr-defined]
-        task = services.prepare_generation(parsed)
         try:
-            services.remember_last_run(task)
+            job, position = services.enqueue_generation(parsed, sid, clients.owner(sid))
+        except QueueFull as exc:
+            return refuse(event, {"type": "queue_full", "field": None, "message": str(exc)})
         except OSError as exc:
             return refuse(event, {**(disk_error(exc) or {"type": "disk_error", "message": exc.strerror}),
                                   "field": None})
-        with services.emit.held():
-            job = Job(task, sid=sid, owner=clients.owner(sid))
-            try:
-                position = services.queue.submit(job)
-            except QueueFull as exc:
-                return refuse(event, {"type": "queue_full", "field": None, "message": str(exc)})
-            if parsed.seed == protocol.AUTO_SEED:
-                services.emit(protocol.UPDATE_SEED, {"job_id": job.id, "seed": task.seed}, to=sid)
-            services.emit(protocol.ADD_TO_QUEUE, {"job_id": job.id, "prompt": parsed.prompt, "position": position})
-            if parsed.preview:
-                services.preview.listen(job.id, sid)
-        return {"ok": True, "job_id": job.id, "seed": task.seed, "position": position,
-                "clamped": parsed.clamped, "auto_tune": task.auto_tune}
+        assert isinstance(job.task, GenerateTask), "a generation job"
+        return {"ok": True, "job_id": job.id, "seed": job.task.seed, "position": position,
+                "clamped": parsed.clamped, "auto_tune": job.task.auto_tune}

@@ -64,12 +64,10 @@ def track_flags(name: str) -> tuple[Response, int]:
         flags = library.parse_flags(request.get_json(silent=True))
     except RequestError as exc:
         return refused(exc.as_json())
-    track = svc.store.set_flags(name, flags)
+    track = svc.set_track_flags(name, flags)
     if track is None:
         return not_found("name", "the track was deleted meanwhile")
-    public = track.public()
-    svc.emit(protocol.TRACKS_CHANGED, {"updated": public})
-    return jsonify({"ok": True, "track": public}), 200
+    return jsonify({"ok": True, "track": track.public()}), 200
 
 
 @bp.post("/api/tags")

@@ -11,6 +11,10 @@ request, the page and Socket.IO included: a token (``?token=`` once, or ``Author
 or a user and password (HTTP Basic). A successful login sets an HttpOnly, SameSite=Strict session
 cookie, which the browser then sends on every request, WebSocket handshakes included. An address
 that fails to log in too often within a minute is answered 429 until the minute is over.
+
+The REST API (``/api/v1/``) passes the same Host and Origin checks; when a login is required (or
+``--api-token`` is given) each call must also carry ``Authorization: Bearer <API token>``, whose wrong
+guesses count against the same login throttle. A logged-in page reads the token from ``/api/v1/token``.
 """
 from __future__ import annotations
 
@@ -55,6 +59,9 @@ LOGIN_WINDOW = 60.0
 LOGIN_ADDRESSES = 1024
 #: The request headers :func:`check_request` reads, lower-case.
 GUARDED_HEADERS = ("host", "origin", "sec-fetch-site", "cookie", "authorization")
+API_PREFIX = "/api/v1/"
+#: API paths that need the page's login but not the API token: the token itself, the document and its page.
+API_OPEN_PATHS = frozenset({"/api/v1/token", "/api/v1/openapi.json", "/api/v1/docs"})
 
 
 def is_loopback(host: str) -> bool:
@@ -76,17 +83,19 @@ class AccessPolicy:
         token: the login token, or None.
         basic: ``(user, password)`` for HTTP Basic, or None.
         session: the value of this process's session cookie (random; a restart logs everybody out).
+        api_token: the REST API's bearer token (``--api-token``, or drawn when a login is required), or None.
     """
 
     allowed_hosts: frozenset[str] = frozenset()
     listening: bool = False
     token: str | None = field(default=None, repr=False)
     basic: tuple[str, str] | None = field(default=None, repr=False)
+    api_token: str | None = field(default=None, repr=False)
     session: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
 
     @classmethod
     def from_config(cls, config: Mapping) -> AccessPolicy:
-        """Build the policy from ``HOST``, ``ALLOWED_HOSTS``, ``AUTH_TOKEN`` and ``AUTH_BASIC`` (``user:pass``).
+        """Build the policy from ``HOST``, ``ALLOWED_HOSTS``, ``AUTH_TOKEN``, ``AUTH_BASIC`` and ``API_TOKEN``.
 
         Raises:
             ValueError: a non-loopback bind without credentials, or a malformed ``AUTH_BASIC``.
@@ -104,12 +113,17 @@ class AccessPolicy:
         hosts = {str(name).lower() for name in config["ALLOWED_HOSTS"]}
         if listening:
             hosts |= {socket.gethostname().lower(), f"{socket.gethostname().lower()}.local"}
-        return cls(frozenset(hosts), listening, token, basic)
+        api_token = config.get("API_TOKEN") or (secrets.token_urlsafe(24) if token or basic else None)
+        return cls(frozenset(hosts), listening, token, basic, api_token=api_token)
 
     @property
     def auth_required(self) -> bool:
         """Whether requests must carry credentials."""
         return bool(self.token or self.basic)
+
+    def needs_api_token(self, path: str) -> bool:
+        """Whether a request for ``path`` must carry the API's bearer token."""
+        return self.api_token is not None and path.startswith(API_PREFIX) and path not in API_OPEN_PATHS
 
 
 class Refusal(NamedTuple):
@@ -183,9 +197,10 @@ def credentials(headers: Mapping[str, str | None], policy: AccessPolicy) -> str 
     cookie = session_cookie(headers.get("cookie"))
     if cookie is not None and _equal(cookie, policy.session):
         return "cookie"
-    scheme, _, value = (headers.get("authorization") or "").partition(" ")
-    if scheme.lower() == "bearer" and policy.token and _equal(value.strip(), policy.token):
+    given = bearer(headers)
+    if given is not None and policy.token and _equal(given, policy.token):
         return "header"
+    scheme, _, value = (headers.get("authorization") or "").partition(" ")
     if scheme.lower() == "basic" and policy.basic:
         try:
             user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
@@ -194,6 +209,12 @@ def credentials(headers: Mapping[str, str | None], policy: AccessPolicy) -> str 
         if _equal(user, policy.basic[0]) & _equal(password, policy.basic[1]):
             return "header"
     return None
+
+
+def bearer(headers: Mapping[str, str | None]) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or None."""
+    scheme, _, value = (headers.get("authorization") or "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
 
 
 def check_request(method: str, path: str, headers: Mapping[str, str | None], policy: AccessPolicy,
@@ -215,6 +236,12 @@ def check_request(method: str, path: str, headers: Mapping[str, str | None], pol
         return Refusal(403, "cross-origin request refused")
     if changes_state and headers.get("sec-fetch-site") == "cross-site":
         return Refusal(403, "cross-site request refused")
+    if policy.needs_api_token(path):
+        given = bearer(headers)
+        if given is None or not _equal(given, policy.api_token or ""):
+            return Refusal(401, "the API needs Authorization: Bearer <API token> (--api-token, or the token "
+                                "a logged-in page reads from /api/v1/token)")
+        return None
     if not policy.auth_required:
         return None
     if authenticated is None:
@@ -282,6 +309,13 @@ def _oversize_poll(environ: dict) -> str | None:
     return "413 Content Too Large" if int(length) > SOCKETIO_MAX_BYTES else None
 
 
+def refusal_body(path: str, status: int, message: str) -> dict:
+    """A refusal as the route would answer it: the REST API's error object, or the older routes' fields."""
+    if path.startswith(API_PREFIX):
+        return {"error": {"type": REFUSAL_TYPES[status], "field": None, "message": message}}
+    return {"success": False, "ok": False, "error": message, "error_type": REFUSAL_TYPES[status]}
+
+
 def _json_response(start_response: Callable, status: str, payload: dict,
                    extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
     """Answer with a small JSON body."""
@@ -310,13 +344,13 @@ class RequestGuard:
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         token = dict(query).get(TOKEN_PARAM)
         address = str(environ.get("REMOTE_ADDR", ""))
-        attempt = self.policy.auth_required and (bool(headers["authorization"]) or token is not None)
+        guarded = self.policy.auth_required or self.policy.needs_api_token(path)
+        attempt = guarded and (bool(headers["authorization"]) or token is not None)
         wait = self.throttle.retry_after(address) if attempt else 0
         if wait:
-            return _json_response(start_response, STATUS_LINES[429], {
-                "success": False, "ok": False, "error": f"too many failed logins; try again in {wait} s",
-                "error_type": REFUSAL_TYPES[429]},
-                [("Retry-After", str(wait))])
+            return _json_response(start_response, STATUS_LINES[429],
+                                  refusal_body(path, 429, f"too many failed logins; try again in {wait} s"),
+                                  [("Retry-After", str(wait))])
         logging_in = (method == "GET" and not path.startswith(SOCKETIO_PATH) and token is not None
                       and self.policy.token is not None and _equal(token, self.policy.token))
         proof = credentials(headers, self.policy) if self.policy.auth_required else None
@@ -324,11 +358,8 @@ class RequestGuard:
         if attempt:
             self._count(address, failed=refusal is not None and refusal.status == 401)
         if refusal is not None:
-            extra = [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')] \
-                if refusal.status == 401 and self.policy.basic else []
             return _json_response(start_response, STATUS_LINES[refusal.status],
-                                  {"success": False, "ok": False, "error": refusal.reason,
-                                   "error_type": REFUSAL_TYPES[refusal.status]}, extra)
+                                  refusal_body(path, refusal.status, refusal.reason), self._challenge(refusal, path))
         if logging_in:
             # Drop the token from the address bar and history: redirect to the same URL without it.
             rest = urlencode([(key, value) for key, value in query if key != TOKEN_PARAM])
@@ -339,6 +370,14 @@ class RequestGuard:
         if proof == "header":
             return self.app(environ, self._with_cookie(start_response))
         return self.app(environ, start_response)
+
+    def _challenge(self, refusal: Refusal, path: str) -> list[tuple[str, str]]:
+        """The ``WWW-Authenticate`` header of a 401: Bearer for the API, Basic for a password login."""
+        if refusal.status != 401:
+            return []
+        if self.policy.needs_api_token(path):
+            return [("WWW-Authenticate", f'Bearer realm="{REALM}"')]
+        return [("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')] if self.policy.basic else []
 
     def _count(self, address: str, *, failed: bool) -> None:
         """Record how a request carrying credentials came out, for the login throttle."""

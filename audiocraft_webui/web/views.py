@@ -13,6 +13,7 @@ from ..services import EXTENSION_KEY, Services
 from ..storage import TrackLocked, UnsafeName, safe_child, safe_descendant
 from ..uploads import UploadError
 from ..version import __version__
+from .security import API_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,8 @@ bp = Blueprint("webui", __name__)
 
 AUDIO_MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
 #: The stable ``error_type`` of Flask's own HTTP errors, by status.
-HTTP_ERROR_TYPES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+HTTP_ERROR_TYPES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+                    415: "unsupported_media_type"}
 #: Folders under static/ holding user data: served only by their own routes (by id), never as static files.
 DATA_FOLDERS = frozenset({"audio", "stems", "stems_any", "uploads", "temp", "demucs_any"})
 
@@ -147,12 +149,11 @@ def delete_audio() -> tuple[Response, int]:
     """Delete one track with its JSON and stems; the answer lists what was removed."""
     svc = services()
     try:
-        deleted = svc.store.delete(_track_name(request.get_json(silent=True)))
+        deleted = svc.delete_track(_track_name(request.get_json(silent=True)))
     except UnsafeName:
         return jsonify({"success": False, "ok": False, "error": "no such track", "error_type": "not_found"}), 404
     except TrackLocked as exc:
         return jsonify({"success": False, "ok": False, "error": str(exc), "error_type": "locked"}), 409
-    svc.emit(protocol.TRACKS_CHANGED, {"deleted": deleted})
     return jsonify({"success": True, "deleted": deleted}), 200
 
 
@@ -184,6 +185,11 @@ def security_headers(response: Response) -> Response:
     return response
 
 
+def api_error(kind: str, message: str, status: int, field: str | None = None) -> tuple[Response, int]:
+    """An error of the REST API (``/api/v1/``) in its one shape, ``{error: {type, field, message}}``."""
+    return jsonify({"error": {"type": kind, "field": field, "message": message}}), status
+
+
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> tuple[Response, int]:
     """Answer errors as JSON with a readable message (413 says what the limit is)."""
@@ -194,8 +200,10 @@ def http_error(exc: HTTPException) -> tuple[Response, int]:
             message = "the form has too many parts or a text field that is too large"
         else:
             message = f"the upload is too large (limit {limit // (1024 * 1024)} MB)"
-    return jsonify({"success": False, "ok": False, "error": message,
-                    "error_type": HTTP_ERROR_TYPES.get(exc.code or 500, "server_error")}), exc.code or 500
+    kind = HTTP_ERROR_TYPES.get(exc.code or 500, "server_error")
+    if request.path.startswith(API_PREFIX):
+        return api_error(kind, message, exc.code or 500)
+    return jsonify({"success": False, "ok": False, "error": message, "error_type": kind}), exc.code or 500
 
 
 @bp.app_errorhandler(OSError)
@@ -204,4 +212,6 @@ def disk_failure(exc: OSError) -> tuple[Response, int]:
     log.error("a request failed on the data folder: %s", exc)
     error = disk_error(exc) or {"type": "server_error", "message": "the server could not read or write its files"}
     status = 507 if error["type"] == "disk_full" else 500
+    if request.path.startswith(API_PREFIX):
+        return api_error(error["type"], error["message"], status)
     return jsonify({"success": False, "ok": False, "error": error, "error_type": error["type"]}), status

@@ -67,6 +67,7 @@ function cleanRecord(raw) {
   }
   if (raw.error && typeof raw.error === "object") {
     record.error = { type: String(raw.error.type ?? ""), message: String(raw.error.message ?? "") };
+    if (typeof raw.error.field === "string") record.error.field = raw.error.field;
   }
   if (Array.isArray(raw.notes)) {
     record.notes = raw.notes

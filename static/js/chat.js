@@ -9,8 +9,8 @@ import { emit, on } from "./bus.js";
 import { adoptOpenJobs, bindJobEvents, updateGuard } from "./chat-jobs.js";
 import { historyFromServer, isChatKey, persist, readRecords } from "./chat-records.js";
 import { render } from "./chat-view.js";
-import { $, delegate, fileName, fileStamp, saveBlob } from "./dom.js";
-import { t } from "./i18n.js";
+import { $, delegate, fileName, fileStamp, localStamp, saveBlob } from "./dom.js";
+import { errorText, t } from "./i18n.js";
 import { load, save } from "./store.js";
 
 const COMPACT_KEY = "chat.compact";
@@ -102,11 +102,12 @@ function exportText(chat) {
   saveBlob(new Blob([`${text}\n`], { type: "text/plain;charset=utf-8" }), `chat_${fileStamp()}.txt`);
 }
 
+/** One record as a line of text, at the browser's local time. */
 function textLine(record) {
-  const when = new Date(record.at || 0).toISOString().slice(0, 16).replace("T", " ");
+  const when = localStamp(new Date(record.at || 0));
   if (record.role === "user") return `[${when}] ${t("export.user")}: ${record.text ?? ""}`;
   const detail = record.state === "done" && record.audio
-    ? `${fileName(record.audio)}${record.seed !== undefined ? ` (seed ${record.seed})` : ""}`
-    : record.error?.message ?? "";
+    ? `${fileName(record.audio)}${record.seed !== undefined ? ` (${t("job.seed", { seed: record.seed })})` : ""}`
+    : record.error ? errorText(record.error) : "";
   return `[${when}] ${t("export.system")}: ${t(`job.state.${record.state}`)}${detail ? ` — ${detail}` : ""}`;
 }

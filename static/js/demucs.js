@@ -6,7 +6,7 @@
 import { emit, on } from "./bus.js";
 import { $ } from "./dom.js";
 import { uploadFile } from "./http.js";
-import { translate } from "./i18n.js";
+import { errorOf, translate } from "./i18n.js";
 import { setProgress } from "./render.js";
 import { request } from "./socket.js";
 
@@ -39,7 +39,7 @@ export function initDemucs(root) {
     const { id, display_name: displayName, stems, error } = payload;
     finish(view);
     if (error || !stems?.length) {
-      translate(view.status, "demucs.failed", { message: error?.message ?? error ?? "" });
+      translate(view.status, "demucs.failed", { message: errorOf(error) });
       return;
     }
     translate(view.status, "demucs.done", { count: stems.length });
@@ -60,13 +60,13 @@ async function start(view) {
     const info = await uploadFile("/upload_demucs_any", "file", file);
     view.upload = info.id;
     const ack = await request("demucs_any", { id: info.id });
-    if (!ack.ok) throw new Error(ack.error?.message ?? ack.error?.type ?? "");
+    if (!ack.ok) throw errorOf(ack.error);
     view.bar.hidden = false;
     setProgress(view.bar, 0);
     translate(view.status, "stems.queued");
   } catch (error) {
     finish(view);
-    translate(view.status, "demucs.failed", { message: error.message });
+    translate(view.status, "demucs.failed", { message: errorOf(error) });
   }
 }
 

@@ -5,7 +5,7 @@
  * @module render
  */
 import { assetUrl, el, fileName } from "./dom.js";
-import { hasKey, language, t, translate } from "./i18n.js";
+import { errorDetail, errorOf, hasKey, language, t, translate } from "./i18n.js";
 
 const ACTIVE_STATES = new Set(["sending", "queued", "running"]);
 
@@ -96,7 +96,7 @@ function jobParts(record, bar) {
     parts.push(current);
   }
   if (state === "done" && record.audio) parts.push(resultNode(record));
-  if (record.error && !["done", "cancelled"].includes(state)) parts.push(errorNode(record.error));
+  if (record.error && !["done", "cancelled"].includes(state)) parts.push(...errorNodes(record.error));
   const notes = [...(record.notes ?? [])];
   if (record.continuation) notes.push({ key: "note.continuation", vars: { seconds: record.continuation } });
   if (notes.length) parts.push(el("ul", { className: "job-notes" }, notes.map((note) => tEl("li", note.key, note.vars))));
@@ -125,15 +125,18 @@ function resultNode(record) {
 }
 
 /**
- * An error line: the translated error type when the dictionary knows it, else the server's message.
+ * An error line in the page's language (i18n's errorText: the code's text, else the server's message) and,
+ * when the code was translated, the server's own words apart as a detail (they are English).
  * @param {{type?: string, message?: string, field?: string}} error
- * @returns {any}
+ * @returns {any[]}
  */
-function errorNode(error) {
-  const props = { className: "job-error", data: { role: "job-error" } };
-  const key = `error.${error.type}`;
-  if (hasKey(key)) return tEl("p", key, undefined, props);
-  return el("p", { ...props, text: error.message || t("error.unknown") });
+function errorNodes(error) {
+  const data = errorOf(error);
+  const detail = errorDetail(data);
+  return [
+    tEl("p", "error.line", { error: data }, { className: "job-error", data: { role: "job-error" } }),
+    detail ? el("p", { className: "job-error-detail", data: { role: "job-error-detail" }, attrs: { lang: "en" }, text: detail }) : null,
+  ].filter(Boolean);
 }
 
 /**

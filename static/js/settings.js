@@ -9,7 +9,7 @@
 import { emit, on } from "./bus.js";
 import { $, $$, delegate, el } from "./dom.js";
 import { getJson } from "./http.js";
-import { hasKey, t, translate } from "./i18n.js";
+import { errorOf, hasKey, t, translate } from "./i18n.js";
 import { load, save } from "./store.js";
 
 const STORE_KEY = "settings.v1";
@@ -265,7 +265,7 @@ async function restoreLastRun() {
   try {
     run = await getJson("/api/last_run");
   } catch (error) {
-    emit("toast:show", { key: "toast.request_failed", vars: { message: error.message }, kind: "error" });
+    emit("toast:show", { key: "toast.request_failed", vars: { message: errorOf(error) }, kind: "error" });
     return;
   }
   if (!run?.request) {

@@ -9,6 +9,7 @@ import { emit, on } from "./bus.js";
 import { $, delegate, fileName, stemOf } from "./dom.js";
 import { confirmAction } from "./dialog.js";
 import { getJson, postJson } from "./http.js";
+import { errorOf } from "./i18n.js";
 import { liveHeadNodes, trackHeadNodes, trackParamNodes } from "./render.js";
 import { getSettings } from "./settings.js";
 
@@ -117,7 +118,7 @@ async function deleteTrack(name) {
     emit("tracks:removed", { all: false, names: [name] });
     emit("toast:show", { key: "toast.deleted", vars: { name }, kind: "success" });
   } catch (error) {
-    emit("toast:show", { key: "toast.request_failed", vars: { message: error.message }, kind: "error" });
+    emit("toast:show", { key: "toast.request_failed", vars: { message: errorOf(error) }, kind: "error" });
   }
 }
 
@@ -128,6 +129,6 @@ async function clearAll() {
     emit("tracks:removed", { all: true, names: [] });
     emit("toast:show", { key: "toast.cleared", vars: { count: answer.deleted?.length ?? 0 }, kind: "success" });
   } catch (error) {
-    emit("toast:show", { key: "toast.request_failed", vars: { message: error.message }, kind: "error" });
+    emit("toast:show", { key: "toast.request_failed", vars: { message: errorOf(error) }, kind: "error" });
   }
 }

@@ -50,11 +50,14 @@ function bindUiEvents(chat) {
     event.preventDefault();
     emit("track:open", { name: link.dataset.track, audio: link.dataset.audio, json: link.dataset.json });
   });
-  on("tracks:removed", ({ all, names }) => {
+  on("tracks:removed", ({ all, names, clearAll, kept }) => {
     const gone = new Set(names);
-    const keep = (record) => (all
-      ? chat.pending.has(record.id) || chat.pending.has(record.reply)
-      : !gone.has(record.track));
+    const locked = new Set(kept ?? []);
+    const mine = (record) => chat.pending.has(record.id) || chat.pending.has(record.reply);
+    // Clear all with locked tracks kept: only their messages stay (this tab knows their names).
+    const stays = (record) => (clearAll && kept?.length ? locked.has(record.track) || locked.has(record.source)
+      : !gone.has(record.track) && !gone.has(record.source));
+    const keep = (record) => mine(record) || (!all && stays(record));
     chat.records = chat.records.filter(keep);
     persist(chat);
     render(chat);

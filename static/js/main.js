@@ -11,6 +11,7 @@ import { initComposer } from "./composer.js";
 import { initDemucs } from "./demucs.js";
 import { readJsonScript } from "./dom.js";
 import { initI18n } from "./i18n.js";
+import { initLibrary } from "./library.js";
 import { initNotify } from "./notify.js";
 import { initPlayer } from "./player.js";
 import { initQueue } from "./queue.js";
@@ -33,6 +34,7 @@ async function start() {
   initStems(root, boot);
   initDemucs(root);
   initComposer(root);
+  initLibrary(root, boot);
   await initChat(root);
   initSocket();
   document.documentElement.dataset.ready = "true";

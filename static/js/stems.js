@@ -55,8 +55,9 @@ export function initStems(root, boot) {
     mixer.split.hidden = true;
     showStems(mixer, stems);
   });
-  on("tracks:removed", ({ all, names }) => {
+  on("tracks:removed", ({ all, names, clearAll }) => {
     if (mixer.source?.kind === "track" && (all || names.includes(mixer.source.name))) hide(mixer);
+    else if (mixer.source?.kind === "any" && clearAll) hide(mixer); // Clear all removes the stems of uploads
   });
   on("live:show", () => {
     if (mixer.source?.kind === "track") hide(mixer); // the card no longer shows that track

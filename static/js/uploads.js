@@ -37,8 +37,8 @@ export function initUploads(root) {
     state.fields.audioPrompt.hidden = !melody;
   });
   on("upload:file", ({ file }) => upload(state, state.melody ? "audioPrompt" : "continuation", file));
-  on("tracks:removed", ({ all }) => {
-    if (all) Object.keys(ROUTES).forEach((purpose) => clear(state, purpose));
+  on("tracks:removed", ({ all, clearAll }) => {
+    if (all || clearAll) Object.keys(ROUTES).forEach((purpose) => clear(state, purpose));
   });
 }
 

@@ -8,6 +8,7 @@
 import { emit, on } from "./bus.js";
 import { adoptOpenJobs, bindJobEvents, updateGuard } from "./chat-jobs.js";
 import { historyFromServer, isChatKey, persist, readRecords } from "./chat-records.js";
+import { bindSplitEvents } from "./chat-stems.js";
 import { render } from "./chat-view.js";
 import { $, delegate, fileName, fileStamp, localStamp, saveBlob } from "./dom.js";
 import { errorText, t } from "./i18n.js";
@@ -31,6 +32,7 @@ export async function initChat(root) {
     pending: new Set(),
     early: new Map(),
     connectSnapshot: false,
+    owner: null,
   };
   if (!chat.records.length) chat.records = await historyFromServer();
   adoptOpenJobs(chat);
@@ -38,6 +40,7 @@ export async function initChat(root) {
   render(chat);
   bindToolbar(chat, root);
   bindJobEvents(chat);
+  bindSplitEvents(chat);
   bindUiEvents(chat);
   updateGuard(chat);
 }
@@ -49,6 +52,11 @@ function bindUiEvents(chat) {
     if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
     event.preventDefault();
     emit("track:open", { name: link.dataset.track, audio: link.dataset.audio, json: link.dataset.json });
+  });
+  delegate(chat.log, "click", "[data-action=open-stems]", (event, button) => {
+    const { source, set, label } = button.dataset;
+    if (source) emit("track:open", { name: source, json: `static/audio/${source}.json`, reveal: true });
+    else if (set) emit("stems:open", { id: set, name: label });
   });
   on("tracks:removed", ({ all, names, clearAll, kept }) => {
     const gone = new Set(names);
@@ -109,6 +117,10 @@ function exportText(chat) {
 function textLine(record) {
   const when = localStamp(new Date(record.at || 0));
   if (record.role === "user") return `[${when}] ${t("export.user")}: ${record.text ?? ""}`;
+  if (record.kind) {
+    const what = `${t(`queue.kind.${record.kind}`)} · ${record.label ?? ""}`;
+    return `[${when}] ${t("export.system")}: ${what} — ${t(`job.state.${record.state}`)}${record.error ? ` — ${errorText(record.error)}` : ""}`;
+  }
   const detail = record.state === "done" && record.audio
     ? `${fileName(record.audio)}${record.seed !== undefined ? ` (${t("job.seed", { seed: record.seed })})` : ""}`
     : record.error ? errorText(record.error) : "";

@@ -82,6 +82,18 @@ export function t(key, vars) {
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? varText(vars[name]) : whole));
 }
 
+/**
+ * A size in bytes as the page's language writes it: `1.2 GB`, `236 MB` (decimal units, as download sizes are given).
+ * @param {number} bytes
+ * @returns {string}
+ */
+export function formatBytes(bytes) {
+  const value = Number(bytes) || 0;
+  const [unit, scale] = value >= 1e9 ? ["unit.gb", 1e9] : ["unit.mb", 1e6];
+  const digits = value >= 1e9 || value < 1e7 ? 1 : 0;
+  return t(unit, { value: (value / scale).toLocaleString(current, { minimumFractionDigits: digits, maximumFractionDigits: digits }) });
+}
+
 /** A placeholder's value as text; an error object (`{type, message}`) is said in the current language. */
 function varText(value) {
   return value && typeof value === "object" && typeof value.type === "string" ? errorText(value) : String(value);

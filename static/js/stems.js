@@ -199,8 +199,13 @@ function onMixerAction(mixer, action) {
 async function requestStems(mixer) {
   if (mixer.source?.kind !== "track") return;
   setStatus(mixer, "stems.requesting");
-  const ack = await request("request_stems", { name: mixer.source.name, target: mixer.target.value });
-  if (ack.ok) setStatus(mixer, "stems.queued");
+  const { name } = mixer.source;
+  const target = mixer.target.value;
+  const ack = await request("request_stems", { name, target });
+  if (ack.ok) {
+    setStatus(mixer, "stems.queued");
+    emit("stems:requested", { jobId: ack.job_id, kind: "stems", label: name, source: name, target, position: ack.position });
+  }
   else setStatus(mixer, "stems.failed", { message: errorOf(ack.error) }, "error");
 }
 

@@ -15,6 +15,7 @@ import { liveHeadNodes, trackHeadNodes, trackParamNodes } from "./render.js";
 import { getSettings } from "./settings.js";
 
 const NARROW = "(max-width: 760px)";
+const REVEAL_DELAY_MS = 250;
 
 /**
  * Wire the card and the Clear-all button.
@@ -94,9 +95,16 @@ function showTrack(view, track) {
   setLive(view, false);
 }
 
-/** On a phone the card sits below the chat: bring a new track into view. */
+/**
+ * On a phone the card sits below the chat: bring a new track into view, once the queue, the chat and the prompt
+ * box above it have taken their new sizes (the job's end changes all three).
+ */
 function reveal(view) {
-  if (window.matchMedia(NARROW).matches) view.card.scrollIntoView({ block: "start" });
+  if (!window.matchMedia(NARROW).matches) return;
+  const { name } = view.current;
+  setTimeout(() => requestAnimationFrame(() => {
+    if (view.current?.name === name) view.card.scrollIntoView({ block: "start" });
+  }), REVEAL_DELAY_MS);
 }
 
 /** The card of a job still generating: its prompt and the live player, no parameters or actions yet. */

@@ -49,7 +49,7 @@ def test_favourite_and_lock_on_the_card(new_page, start_server, browser_errors) 
     assert api_tracks(server, "locked=true")[0]["name"] == keep
 
     open_app(other, server)  # another tab follows tracks_changed {updated}
-    other.locator(f'[data-action=open-track]').last.click()
+    other.locator("[data-action=open-track]").last.click()
     expect(other.locator(f"{CARD} [data-action=toggle-lock]")).to_have_attribute("aria-pressed", "true")
     other.locator(f"{CARD} [data-action=toggle-favorite]").click()
     expect(favourite).to_have_attribute("aria-pressed", "false")
@@ -96,7 +96,9 @@ MEASURE = """([queries]) => {
                 matched: Number(panel.dataset.matched) });
   };
   for (const query of queries) {
-    for (let end = 1; end <= query.length; end += 1) fire("[data-filter=q]", (input) => { input.value = query.slice(0, end); });
+    for (let end = 1; end <= query.length; end += 1) {
+      fire("[data-filter=q]", (input) => { input.value = query.slice(0, end); });
+    }
     fire("[data-filter=q]", (input) => { input.value = ""; });
   }
   fire("[data-filter=favorite]", (input) => { input.checked = true; });
@@ -144,7 +146,8 @@ def test_the_library_finds_takes_among_1000_tracks_fast(page: Page, start_server
     library.locator("[data-filter=model]").select_option("small")
     count(TRACKS)
     library.locator("[data-filter=sort]").select_option("name-asc")
-    expect(library.locator("[data-role=library-item]").first).to_have_attribute("data-track", "small_0000_01012026_10_00")
+    first = library.locator("[data-role=library-item]").first
+    expect(first).to_have_attribute("data-track", "small_0000_01012026_10_00")
     library.locator("[data-filter=sort]").select_option("date-desc")
     newest = api_tracks(server, "limit=1")[0]["name"]
     expect(library.locator("[data-role=library-item]").first).to_have_attribute("data-track", newest)

@@ -112,14 +112,23 @@ function refresh(lib, fresh) {
   const started = performance.now();
   if (fresh) lib.shown = PAGE;
   const found = selectTracks(lib.entries, parseFilters(values(lib)));
-  lib.list.replaceChildren(...found.slice(0, lib.shown).map(resultNode));
+  const dates = dateFormat();
+  lib.list.replaceChildren(...found.slice(0, lib.shown).map((entry) => resultNode(entry, dates)));
   lib.more.hidden = found.length <= lib.shown;
   translate(lib.count, "library.count", { count: found.length, total: lib.entries.length });
   lib.panel.dataset.matched = String(found.length);
   lib.panel.dataset.filterMs = (performance.now() - started).toFixed(2);
 }
 
-function resultNode(entry) {
+/** One date formatter per language (a toLocaleString per row would be most of a filter's time). */
+const formatters = new Map();
+function dateFormat() {
+  const lang = language();
+  if (!formatters.has(lang)) formatters.set(lang, new Intl.DateTimeFormat(lang, { dateStyle: "short", timeStyle: "short" }));
+  return formatters.get(lang);
+}
+
+function resultNode(entry, dates) {
   const { track } = entry;
   const meta = track.meta ?? {};
   const when = new Date(entry.created);
@@ -127,7 +136,7 @@ function resultNode(entry) {
     entry.favorite ? translate(el("span", { className: "badge mark-favorite", data: { role: "mark-favorite" } }), "library.mark_favorite") : null,
     entry.locked ? translate(el("span", { className: "badge mark-locked", data: { role: "mark-locked" } }), "library.mark_locked") : null,
   ];
-  const details = [track.name, Number.isNaN(when.getTime()) ? "" : when.toLocaleString(language()), entry.model, entry.format.toUpperCase(),
+  const details = [track.name, Number.isNaN(when.getTime()) ? "" : dates.format(when), entry.model, entry.format.toUpperCase(),
     entry.seed === null ? "" : t("job.seed", { seed: entry.seed })].filter(Boolean).join(" · ");
   return el("li", { className: "library-item", data: { role: "library-item", track: track.name } }, [
     el("button", { className: "library-open", attrs: { type: "button" }, data: { action: "library-open", name: track.name } }, [

@@ -245,8 +245,9 @@ def new_page(
         browser_errors.append(f"uncaught exception: {web_error.error.stack or web_error.error.message}")
 
     def open_page(width: int = 1280, height: int = 800, **context_options: object) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True,
-                                      **context_options)
+        # Playwright emulates a light system scheme unless told; the README's screenshots show the dark theme.
+        options = {"color_scheme": "dark", **context_options}
+        context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True, **options)
         context.on("console", on_console)
         context.on("weberror", on_web_error)
         contexts.append(context)

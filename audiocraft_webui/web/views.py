@@ -48,6 +48,7 @@ def boot_config() -> dict:
         "sample_rates": [str(rate) for rate in protocol.SAMPLE_RATES],
         "stem_targets": list(protocol.STEM_TARGETS),
         "loudness_targets": list(protocol.LOUDNESS_TARGETS),
+        "max_prompt_chars": protocol.MAX_PROMPT_CHARS,
         "last_run": svc.store.load_last_run(),
         "recovery": svc.recovery.as_json(),
         "interrupted": [job.public() for job in svc.interrupted],

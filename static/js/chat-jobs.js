@@ -5,10 +5,14 @@
  * the error. The double-submit guard lives here too: `composer:busy` is true while one of this tab's
  * jobs is open, and is released on done, refusal, failure (a job failing on the worker must not lock
  * the UI), cancel or loss. Each job it cancels is announced first (`job:cancel`), so its preview stops at once.
+ * After a reload, an open job is this tab's own (guarded, cancelled by its Cancel) only when the server's queue says
+ * so: its `owner` is the `owner` the `session` event gave this page (other tabs' jobs are followed, not guarded).
+ * How each of its own jobs ended is announced as `job:finished {jobId, state, seed, text, rerun}`.
  * @module chat-jobs
  */
 import { emit, on } from "./bus.js";
-import { persist, TERMINAL } from "./chat-records.js";
+import { persist, TERMINAL, timingFields } from "./chat-records.js";
+import { closeSplit, STEM_KINDS } from "./chat-stems.js";
 import { addRecord, update } from "./chat-view.js";
 import { autoTuneChanges } from "./render.js";
 import { request } from "./socket.js";
@@ -16,15 +20,15 @@ import { request } from "./socket.js";
 const EARLY_LIMIT = 50;
 
 /**
- * Jobs still open in storage belong to this browser: keep guarding them until the server says how they ended.
+ * Jobs still open in storage are followed until the server says how they ended; one never sent is lost. Which
+ * of them are this tab's own is known once the server's queue snapshot names their owner (see reconcile).
  * @param {object} chat the chat state (see initChat in chat.js)
  * @returns {void}
  */
 export function adoptOpenJobs(chat) {
   for (const record of chat.records) {
-    if (record.role !== "system" || TERMINAL.has(record.state)) continue;
-    if (record.job) chat.pending.add(record.id);
-    else Object.assign(record, { state: "interrupted", error: { type: "lost" } });
+    if (record.role !== "system" || TERMINAL.has(record.state) || record.job) continue;
+    Object.assign(record, { state: "interrupted", error: { type: "lost" } });
   }
 }
 
@@ -110,12 +114,15 @@ async function cancelPending(chat) {
  */
 export function bindJobEvents(chat) {
   on("job_started", ({ job_id: jobId }) => patchJob(chat, jobId, { state: "running", phase: "starting" }));
-  on("progress", ({ job_id: jobId, progress, phase }) => patchJob(chat, jobId, { state: "running", progress, phase }));
+  on("progress", ({ job_id: jobId, progress, phase, downloaded_bytes: downloaded, total_bytes: total }) => {
+    patchJob(chat, jobId, { state: "running", progress, phase, downloaded, total });
+  });
   on("update_seed", ({ job_id: jobId, seed }) => patchJob(chat, jobId, { seed }));
   on("continuation_applied", ({ job_id: jobId, continuation_original_seconds: seconds }) => {
     if (seconds !== undefined) patchJob(chat, jobId, { continuation: seconds });
   });
   on("on_finish_audio", (payload) => finish(chat, payload));
+  on("session", ({ owner }) => { chat.owner = owner ?? null; });
   on("queue_state", (snapshot) => reconcile(chat, snapshot));
   // The server sends audio_json_pairs only on connect, right before that connection's queue snapshot.
   on("audio_json_pairs", () => { chat.connectSnapshot = true; });
@@ -148,16 +155,22 @@ function finish(chat, payload) {
     return;
   }
   if (TERMINAL.has(record.state)) return;
+  if (STEM_KINDS.has(record.kind)) {
+    closeSplit(chat, record, { ...payload, stems: payload.stems ?? payload.result?.stems });
+    return;
+  }
   const done = payload.state === "done";
   update(chat, record, done
-    ? { state: "done", progress: 1, seed: payload.seed, track: payload.name, audio: payload.filename, json: payload.json_filename, error: undefined }
+    ? { state: "done", progress: 1, seed: payload.seed, track: payload.name, audio: payload.filename, json: payload.json_filename,
+      error: undefined, ...timingFields(payload.meta?.timing) }
     : { state: payload.state, error: payload.error ?? undefined });
   const user = chat.records.find((item) => item.reply === record.id);
   if (done && user) user.track = payload.name;
   persist(chat);
   if (!chat.pending.has(record.id)) return;
   release(chat, record);
-  if (done) emit("track:show", { name: payload.name, audio: payload.filename, json: payload.json_filename, meta: payload.meta });
+  emit("job:finished", { jobId: payload.job_id, state: payload.state, seed: payload.seed, text: user?.text, rerun: Boolean(user?.rerun) });
+  if (done) emit("track:show", { name: payload.name, audio: payload.filename, json: payload.json_filename, meta: payload.meta, reveal: true });
 }
 
 /**
@@ -174,6 +187,10 @@ function reconcile(chat, snapshot) {
   const open = chat.records.filter((record) => record.role === "system" && record.job && !TERMINAL.has(record.state));
   for (const record of open) {
     const job = jobs.get(record.job);
+    if (canLose && job?.kind === "generate" && chat.owner && job.owner === chat.owner && !chat.pending.has(record.id)) {
+      chat.pending.add(record.id); // this tab's own job, from before a reload
+      updateGuard(chat);
+    }
     if (!job) {
       if (canLose) finish(chat, { job_id: record.job, state: "interrupted", error: { type: "lost" } });
     } else if (job.state === "done") finish(chat, { ...job.result, job_id: job.id, state: "done" });

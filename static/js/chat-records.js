@@ -14,7 +14,9 @@ export const TERMINAL = new Set(["done", "failed", "cancelled", "interrupted", "
 const FIELDS = {
   text: "string", job: "string", reply: "string", state: "string", phase: "string", track: "string",
   audio: "string", json: "string", rerun: "boolean", at: "number", progress: "number", position: "number",
-  seed: "number", continuation: "number",
+  seed: "number", continuation: "number", took: "number", rtf: "number", device: "string",
+  downloaded: "number", total: "number", kind: "string", label: "string", source: "string", set: "string",
+  target: "string", stems: "number",
 };
 
 /**
@@ -33,6 +35,14 @@ const FIELDS = {
  * @property {string} [audio] `static/audio/<file>` (system, done)
  * @property {string} [json] `static/audio/<name>.json` (system, done)
  * @property {{type: string, message?: string}} [error]
+ * @property {number} [took] seconds generating (system, done; the track's `timing.generate_seconds`)
+ * @property {number} [rtf] real-time factor (system, done)
+ * @property {string} [device] where it was generated (system, done)
+ * @property {string} [kind] `stems` or `demucs_any` for a stem split's message (absent for a generation)
+ * @property {string} [label] what a split splits: the track's name or the uploaded file's name
+ * @property {string} [source] the track a split splits (its message goes when the track is deleted)
+ * @property {string} [set] the stems id of a split upload (`GET /api/stems_any/<set>`)
+ * @property {number} [stems] how many stems a finished split made
  */
 
 /**
@@ -67,6 +77,7 @@ function cleanRecord(raw) {
   }
   if (raw.error && typeof raw.error === "object") {
     record.error = { type: String(raw.error.type ?? ""), message: String(raw.error.message ?? "") };
+    if (typeof raw.error.field === "string") record.error.field = raw.error.field;
   }
   if (Array.isArray(raw.notes)) {
     record.notes = raw.notes
@@ -103,12 +114,22 @@ function recordsOfTrack(track) {
   const at = Math.round((track.mtime ?? 0) * 1000);
   const answer = {
     id: newId(), role: "system", at, state: "done", progress: 1, track: track.name, audio: track.audio,
-    json: track.json, seed: track.meta?.parameters?.seed, job: track.meta?.job_id,
+    json: track.json, seed: track.meta?.parameters?.seed, job: track.meta?.job_id, ...timingFields(track.meta?.timing),
   };
   return [cleanRecord({ id: newId(), role: "user", at, text: String(track.meta?.prompt ?? ""), track: track.name, reply: answer.id }),
     cleanRecord(answer)];
 }
 
+
+/**
+ * A track's `timing` as chat record fields (`took`, `rtf`, `device`); empty when it has none.
+ * @param {object} [timing]
+ * @returns {{took?: number, rtf?: number, device?: string}}
+ */
+export function timingFields(timing) {
+  if (!timing || typeof timing !== "object") return {};
+  return { took: timing.generate_seconds, rtf: timing.realtime_factor, device: timing.device };
+}
 
 /**
  * Whether a `storage` event's key is the stored chat (another tab saved it).

@@ -8,9 +8,10 @@
 import { emit, on } from "./bus.js";
 import { adoptOpenJobs, bindJobEvents, updateGuard } from "./chat-jobs.js";
 import { historyFromServer, isChatKey, persist, readRecords } from "./chat-records.js";
+import { bindSplitEvents } from "./chat-stems.js";
 import { render } from "./chat-view.js";
-import { $, delegate, fileName, fileStamp, saveBlob } from "./dom.js";
-import { t } from "./i18n.js";
+import { $, delegate, fileName, fileStamp, localStamp, saveBlob } from "./dom.js";
+import { errorText, t } from "./i18n.js";
 import { load, save } from "./store.js";
 
 const COMPACT_KEY = "chat.compact";
@@ -31,6 +32,7 @@ export async function initChat(root) {
     pending: new Set(),
     early: new Map(),
     connectSnapshot: false,
+    owner: null,
   };
   if (!chat.records.length) chat.records = await historyFromServer();
   adoptOpenJobs(chat);
@@ -38,6 +40,7 @@ export async function initChat(root) {
   render(chat);
   bindToolbar(chat, root);
   bindJobEvents(chat);
+  bindSplitEvents(chat);
   bindUiEvents(chat);
   updateGuard(chat);
 }
@@ -50,11 +53,19 @@ function bindUiEvents(chat) {
     event.preventDefault();
     emit("track:open", { name: link.dataset.track, audio: link.dataset.audio, json: link.dataset.json });
   });
-  on("tracks:removed", ({ all, names }) => {
+  delegate(chat.log, "click", "[data-action=open-stems]", (event, button) => {
+    const { source, set, label } = button.dataset;
+    if (source) emit("track:open", { name: source, json: `static/audio/${source}.json`, reveal: true });
+    else if (set) emit("stems:open", { id: set, name: label });
+  });
+  on("tracks:removed", ({ all, names, clearAll, kept }) => {
     const gone = new Set(names);
-    const keep = (record) => (all
-      ? chat.pending.has(record.id) || chat.pending.has(record.reply)
-      : !gone.has(record.track));
+    const locked = new Set(kept ?? []);
+    const mine = (record) => chat.pending.has(record.id) || chat.pending.has(record.reply);
+    // Clear all with locked tracks kept: only their messages stay (this tab knows their names).
+    const stays = (record) => (clearAll && kept?.length ? locked.has(record.track) || locked.has(record.source)
+      : !gone.has(record.track) && !gone.has(record.source));
+    const keep = (record) => mine(record) || (!all && stays(record));
     chat.records = chat.records.filter(keep);
     persist(chat);
     render(chat);
@@ -102,11 +113,16 @@ function exportText(chat) {
   saveBlob(new Blob([`${text}\n`], { type: "text/plain;charset=utf-8" }), `chat_${fileStamp()}.txt`);
 }
 
+/** One record as a line of text, at the browser's local time. */
 function textLine(record) {
-  const when = new Date(record.at || 0).toISOString().slice(0, 16).replace("T", " ");
+  const when = localStamp(new Date(record.at || 0));
   if (record.role === "user") return `[${when}] ${t("export.user")}: ${record.text ?? ""}`;
+  if (record.kind) {
+    const what = `${t(`queue.kind.${record.kind}`)} · ${record.label ?? ""}`;
+    return `[${when}] ${t("export.system")}: ${what} — ${t(`job.state.${record.state}`)}${record.error ? ` — ${errorText(record.error)}` : ""}`;
+  }
   const detail = record.state === "done" && record.audio
-    ? `${fileName(record.audio)}${record.seed !== undefined ? ` (seed ${record.seed})` : ""}`
-    : record.error?.message ?? "";
+    ? `${fileName(record.audio)}${record.seed !== undefined ? ` (${t("job.seed", { seed: record.seed })})` : ""}`
+    : record.error ? errorText(record.error) : "";
   return `[${when}] ${t("export.system")}: ${t(`job.state.${record.state}`)}${detail ? ` — ${detail}` : ""}`;
 }

@@ -1,7 +1,9 @@
 /**
  * The prompt box: Enter / Ctrl+Enter submit (one listener, so a key press submits once), Shift+Enter
- * adds a line, an empty prompt is refused here, a dropped audio file becomes an upload, and Submit /
- * Cancel follow the chat's double-submit guard (`composer:busy`).
+ * adds a line, an empty prompt or one over the server's limit (the boot config's `max_prompt_chars`, counted
+ * as the server counts, shown by a counter) is refused here, a dropped audio file is offered to restore or
+ * becomes an upload, and Submit / Cancel follow the chat's double-submit guard (`composer:busy`). The box
+ * empties when a job is accepted and gets its prompt back when that job fails, is cancelled or is lost.
  * Emits `job:submit {text, payload}` and `composer:cancel`.
  * @module composer
  */
@@ -15,10 +17,13 @@ const AUDIO_FILE = /\.(wav|flac|mp3|ogg)$/i;
 /**
  * Wire the prompt form.
  * @param {ParentNode} root the page
+ * @param {{max_prompt_chars: number}} boot
  * @returns {void}
  */
-export function initComposer(root) {
+export function initComposer(root, boot) {
   const composer = {
+    max: boot.max_prompt_chars,
+    count: $("[data-role=prompt-count]", root),
     form: $("[data-role=composer]", root),
     prompt: $("[data-role=prompt]", root),
     submit: $("[data-role=submit]", root),
@@ -31,7 +36,10 @@ export function initComposer(root) {
     send(composer);
   });
   composer.cancel.addEventListener("click", () => emit("composer:cancel"));
-  composer.prompt.addEventListener("input", () => showHint(composer, "composer.hint"));
+  composer.prompt.addEventListener("input", () => {
+    showHint(composer, "composer.hint");
+    showCount(composer);
+  });
   bindKeyboard(composer);
   bindDrop(composer);
   on("composer:busy", ({ busy }) => {
@@ -41,12 +49,33 @@ export function initComposer(root) {
     composer.form.dataset.busy = String(busy);
   });
   on("job:accepted", ({ rerun }) => {
-    if (!rerun) composer.prompt.value = "";
+    if (!rerun) setPrompt(composer, "");
+  });
+  on("job:finished", ({ state, text, rerun }) => {
+    if (state !== "done" && !rerun && text && !composer.prompt.value.trim()) setPrompt(composer, text);
   });
   on("composer:set-prompt", ({ prompt }) => {
-    composer.prompt.value = prompt ?? "";
+    setPrompt(composer, prompt ?? "");
     composer.prompt.focus();
   });
+  on("i18n:changed", () => showCount(composer));
+  showCount(composer);
+}
+
+function setPrompt(composer, text) {
+  composer.prompt.value = text;
+  showCount(composer);
+}
+
+/** Characters as the server counts them (code points), after the trim the submit does. */
+function length(text) {
+  return [...text.trim()].length;
+}
+
+function showCount(composer) {
+  const count = length(composer.prompt.value);
+  translate(composer.count, "composer.count", { count, max: composer.max });
+  composer.count.dataset.kind = count > composer.max ? "error" : "";
 }
 
 function send(composer) {
@@ -54,6 +83,13 @@ function send(composer) {
   const prompt = composer.prompt.value.trim();
   if (!prompt) {
     showHint(composer, "composer.empty", "error");
+    composer.prompt.focus();
+    return;
+  }
+  if (length(prompt) > composer.max) {
+    translate(composer.hint, "composer.too_long", { count: length(prompt), max: composer.max });
+    composer.hint.dataset.kind = "error";
+    composer.prompt.setAttribute("aria-invalid", "");
     composer.prompt.focus();
     return;
   }
@@ -73,7 +109,8 @@ function bindKeyboard(composer) {
   });
 }
 
-/** A dropped audio file goes to the uploads (audio prompt for melody models, else the continuation clip). */
+/** A dropped audio file is offered to restore (`file:dropped`): one of ours gives its parameters back, any other
+ * becomes an upload (audio prompt for melody models, else the continuation clip). */
 function bindDrop(composer) {
   const { form } = composer;
   const hasFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes("Files");
@@ -92,7 +129,7 @@ function bindDrop(composer) {
     event.preventDefault();
     form.dataset.drop = "idle";
     const file = [...event.dataTransfer.files].find((item) => item.type.startsWith("audio/") || AUDIO_FILE.test(item.name));
-    if (file) emit("upload:file", { file });
+    if (file) emit("file:dropped", { file });
     else emit("toast:show", { key: "toast.not_audio", kind: "error" });
   });
 }

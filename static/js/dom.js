@@ -85,12 +85,24 @@ export function formatTime(seconds) {
 }
 
 /**
- * A timestamp usable in a file name: 2025-08-19T14-05-09.
+ * A local date and time as `2025-08-19 14:05` (the browser's time zone, not UTC).
+ * @param {Date} [date]
+ * @param {boolean} [seconds=false] add `:09`
+ * @returns {string}
+ */
+export function localStamp(date = new Date(), seconds = false) {
+  const two = (value) => String(value).padStart(2, "0");
+  const day = `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())}`;
+  return `${day} ${two(date.getHours())}:${two(date.getMinutes())}${seconds ? `:${two(date.getSeconds())}` : ""}`;
+}
+
+/**
+ * A local timestamp usable in a file name: 2025-08-19T14-05-09 (the browser's time zone, not UTC).
  * @param {Date} [date]
  * @returns {string}
  */
 export function fileStamp(date = new Date()) {
-  return date.toISOString().slice(0, 19).replaceAll(":", "-");
+  return localStamp(date, true).replace(" ", "T").replaceAll(":", "-");
 }
 
 /**

@@ -3,16 +3,27 @@
  * @module http
  */
 
-/** An HTTP answer that is not 2xx, or a network failure (status 0). */
+/** An HTTP answer that is not 2xx, or a network failure (status 0, type `offline`). */
 export class HttpError extends Error {
   /**
    * @param {number} status HTTP status, 0 when the server could not be reached
    * @param {string} message the server's `error` text or the status text
+   * @param {string} [type] the server's error code (`error.type`, or `error_type` of the older routes)
    */
-  constructor(status, message) {
+  constructor(status, message, type) {
     super(message);
     this.name = "HttpError";
     this.status = status;
+    this.type = type || (status === 0 ? "offline" : `http_${status}`);
+    this.field = undefined;
+  }
+
+  /**
+   * The error as data (`{type, field, message}`), as i18n's errorText() and translate() take it.
+   * @returns {{type: string, field?: string, message: string}}
+   */
+  toJSON() {
+    return { type: this.type, field: this.field, message: this.message };
   }
 }
 
@@ -94,9 +105,9 @@ async function fetchOk(url, options) {
   try {
     response = await fetch(url, options);
   } catch (error) {
-    throw new HttpError(0, error.message);
+    throw new HttpError(0, error.message, "offline");
   }
-  if (!response.ok) throw new HttpError(response.status, await errorText(response));
+  if (!response.ok) throw await refusal(response);
   return response;
 }
 
@@ -114,12 +125,17 @@ function isJson(response) {
   return (response.headers.get("content-type") ?? "").includes("json");
 }
 
-async function errorText(response) {
-  if (!isJson(response)) return response.statusText;
+/** The HttpError of a refused request: the server's message and code, from `{error: {type, field, message}}` or `{error, error_type}`. */
+async function refusal(response) {
+  let body = null;
   try {
-    const { error } = (await response.json()) ?? {};
-    return (typeof error === "object" ? error?.message : error) || response.statusText;
+    body = isJson(response) ? await response.json() : null;
   } catch {
-    return response.statusText;
+    body = null;
   }
+  const error = body?.error;
+  const detail = error && typeof error === "object" ? error : { message: error, type: body?.error_type };
+  const failure = new HttpError(response.status, String(detail.message || response.statusText), detail.type);
+  if (typeof detail.field === "string") failure.field = detail.field;
+  return failure;
 }

@@ -79,7 +79,66 @@ export function t(key, vars) {
     return key;
   }
   if (!vars) return text;
-  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? varText(vars[name]) : whole));
+}
+
+/**
+ * A size in bytes as the page's language writes it: `1.2 GB`, `236 MB` (decimal units, as download sizes are given).
+ * @param {number} bytes
+ * @returns {string}
+ */
+export function formatBytes(bytes) {
+  const value = Number(bytes) || 0;
+  const [unit, scale] = value >= 1e9 ? ["unit.gb", 1e9] : ["unit.mb", 1e6];
+  const digits = value >= 1e9 || value < 1e7 ? 1 : 0;
+  return t(unit, { value: (value / scale).toLocaleString(current, { minimumFractionDigits: digits, maximumFractionDigits: digits }) });
+}
+
+/** A placeholder's value as text; an error object (`{type, message}`) is said in the current language. */
+function varText(value) {
+  return value && typeof value === "object" && typeof value.type === "string" ? errorText(value) : String(value);
+}
+
+/**
+ * An error in the page's language: the text of its code (`error.<type>`; `invalid_request` names the field)
+ * when the dictionary has one, else the server's own message. Error objects may also be given to t() and
+ * translate() as placeholder values: they are said this way, and again after a language switch.
+ * @param {{type?: string, field?: string, message?: string}} error an ack's, a job's or a route's error
+ * @returns {string}
+ */
+export function errorText(error) {
+  const type = String(error?.type ?? "");
+  if (type === "invalid_request" && error.field) return t("error.invalid_field", { field: fieldLabel(error.field) });
+  if (type && type !== "unknown" && hasKey(`error.${type}`)) return t(`error.${type}`);
+  return error?.message || t("error.unknown");
+}
+
+/**
+ * The server's own words for an error whose code errorText() translated (to show apart, as a detail), else "".
+ * @param {{type?: string, message?: string}} error
+ * @returns {string}
+ */
+export function errorDetail(error) {
+  const message = String(error?.message ?? "");
+  return message && errorText(error) !== message ? message : "";
+}
+
+/**
+ * Anything caught or received as an error, as data errorText() takes: an error object is kept, an exception or
+ * a text becomes `{type: "unknown", message}` (its own words are then shown).
+ * @param {unknown} value
+ * @returns {{type: string, field?: string, message: string}}
+ */
+export function errorOf(value) {
+  if (value && typeof value === "object" && typeof value.type === "string") {
+    return { type: value.type, field: value.field ?? undefined, message: String(value.message ?? "") };
+  }
+  return { type: "unknown", message: String(value?.message ?? value ?? "") };
+}
+
+/** The label of a form field the server named (`field.<name>`), else the name itself. */
+function fieldLabel(name) {
+  return hasKey(`field.${name}`) ? t(`field.${name}`) : String(name);
 }
 
 /**

@@ -11,18 +11,22 @@ import { initComposer } from "./composer.js";
 import { initDemucs } from "./demucs.js";
 import { readJsonScript } from "./dom.js";
 import { initI18n } from "./i18n.js";
+import { initLibrary } from "./library.js";
 import { initNotify } from "./notify.js";
 import { initPlayer } from "./player.js";
 import { initQueue } from "./queue.js";
+import { initRestore } from "./restore.js";
 import { initSettings } from "./settings.js";
 import { initSocket } from "./socket.js";
 import { initStems } from "./stems.js";
+import { initTheme } from "./theme.js";
 import { initTracks } from "./tracks.js";
 import { initUploads } from "./uploads.js";
 
 async function start() {
   const root = document.body;
   const boot = readJsonScript("boot");
+  initTheme(root);
   await initI18n(root);
   initNotify(root, boot);
   initUploads(root);
@@ -32,7 +36,9 @@ async function start() {
   initPlayer(root);
   initStems(root, boot);
   initDemucs(root);
-  initComposer(root);
+  initComposer(root, boot);
+  initRestore();
+  initLibrary(root, boot);
   await initChat(root);
   initSocket();
   document.documentElement.dataset.ready = "true";

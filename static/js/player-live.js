@@ -9,7 +9,7 @@
  */
 import { emit, on } from "./bus.js";
 import { $ } from "./dom.js";
-import { hasKey, translate } from "./i18n.js";
+import { errorOf, hasKey, translate } from "./i18n.js";
 import { decodePcm, createStream } from "./player-stream.js";
 import { request } from "./socket.js";
 
@@ -240,8 +240,8 @@ async function watch(live, jobId) {
   }
   live.watched.delete(jobId);
   const type = ack.error?.type;
-  const key = [`live.error.${type}`, `error.${type}`].find(hasKey);
-  emit("toast:show", key ? { key, kind: "error" } : { text: ack.error?.message ?? "", kind: "error" });
+  if (hasKey(`live.error.${type}`)) emit("toast:show", { key: `live.error.${type}`, kind: "error" });
+  else emit("toast:show", { key: "error.line", vars: { error: errorOf(ack.error) }, kind: "error" });
 }
 
 /** After a reconnect the server no longer knows this tab: ask for the preview again (repeats are skipped). */

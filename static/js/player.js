@@ -54,6 +54,7 @@ export function initPlayer(root) {
   on("audio:playing", ({ source }) => {
     if (source !== SOURCE) player.audio.pause();
   });
+  on("theme:changed", () => draw(player));
 }
 
 function loadTrack(player, track) {

@@ -5,7 +5,7 @@
  * @module render
  */
 import { assetUrl, el, fileName } from "./dom.js";
-import { hasKey, language, t, translate } from "./i18n.js";
+import { errorDetail, errorOf, formatBytes, hasKey, language, t, translate } from "./i18n.js";
 
 const ACTIVE_STATES = new Set(["sending", "queued", "running"]);
 
@@ -86,7 +86,7 @@ function timeNode(at) {
 function jobParts(record, bar) {
   const state = record.state ?? "sending";
   const active = ACTIVE_STATES.has(state);
-  const parts = [el("p", { className: "job-line" }, [
+  const parts = [record.kind ? splitHead(record) : null, el("p", { className: "job-line" }, [
     statusNode(record, state),
     active ? el("span", { className: "job-percent", data: { role: "job-percent" }, text: `${Math.round((record.progress ?? 0) * 100)}%` }) : null,
   ])];
@@ -95,17 +95,40 @@ function jobParts(record, bar) {
     setProgress(current, record.progress ?? 0);
     parts.push(current);
   }
-  if (state === "done" && record.audio) parts.push(resultNode(record));
-  if (record.error && !["done", "cancelled"].includes(state)) parts.push(errorNode(record.error));
+  if (state === "done" && record.audio) parts.push(...resultNode(record));
+  if (state === "done" && record.kind) parts.push(splitResult(record));
+  if (record.error && !["done", "cancelled"].includes(state)) parts.push(...errorNodes(record.error));
   const notes = [...(record.notes ?? [])];
   if (record.continuation) notes.push({ key: "note.continuation", vars: { seconds: record.continuation } });
   if (notes.length) parts.push(el("ul", { className: "job-notes" }, notes.map((note) => tEl("li", note.key, note.vars))));
   parts.push(timeNode(record.at));
-  return parts;
+  return parts.filter(Boolean);
+}
+
+/** What a stem split's message splits: a badge (Stems / Demucs) and the track's or the file's name. */
+function splitHead(record) {
+  const kindKey = `queue.kind.${record.kind}`;
+  return el("p", { className: "job-kind", data: { role: "job-kind" } }, [
+    hasKey(kindKey) ? tEl("span", kindKey, undefined, { className: "badge" }) : null,
+    el("span", { className: "job-label", text: record.label ?? "" }),
+  ].filter(Boolean));
+}
+
+/** A finished split: how many stems, and a button that shows them (the track's card, or the file's mixer). */
+function splitResult(record) {
+  const data = record.set ? { action: "open-stems", set: record.set, label: record.label } : { action: "open-stems", source: record.source };
+  return el("p", { className: "job-result" }, [
+    typeof record.stems === "number" ? tEl("span", "stems.chat_count", { count: record.stems }) : null,
+    tEl("button", "stems.chat_show", undefined, { className: "small", attrs: { type: "button" }, data }),
+  ].filter(Boolean));
 }
 
 function statusNode(record, state) {
   const props = { className: "job-status", data: { role: "job-status" } };
+  if (state === "running" && record.phase === "downloading" && record.total > 0) {
+    const percent = Math.floor((Math.min(record.downloaded ?? 0, record.total) / record.total) * 100);
+    return tEl("span", "phase.downloading_bytes", { done: formatBytes(record.downloaded ?? 0), total: formatBytes(record.total), percent }, props);
+  }
   if (state === "running") {
     const key = `phase.${record.phase}`;
     return tEl("span", hasKey(key) ? key : "phase.working", undefined, props);
@@ -115,25 +138,30 @@ function statusNode(record, state) {
 }
 
 function resultNode(record) {
-  return el("p", { className: "job-result" }, [
+  const timing = timingValue({ generate_seconds: record.took, total_seconds: record.took, realtime_factor: record.rtf, device: record.device }, "timing.chat");
+  const result = el("p", { className: "job-result" }, [
     el("a", {
       className: "track-link", text: fileName(record.audio),
       attrs: { href: assetUrl(record.audio) }, data: { action: "open-track", track: record.track, json: record.json, audio: record.audio },
     }),
     record.seed !== undefined && record.seed !== null ? tEl("span", "job.seed", { seed: record.seed }, { className: "job-seed" }) : null,
   ]);
+  return timing ? [result, tEl("p", timing.key, timing.vars, { className: "job-timing", data: { role: "job-timing" } })] : [result];
 }
 
 /**
- * An error line: the translated error type when the dictionary knows it, else the server's message.
+ * An error line in the page's language (i18n's errorText: the code's text, else the server's message) and,
+ * when the code was translated, the server's own words apart as a detail (they are English).
  * @param {{type?: string, message?: string, field?: string}} error
- * @returns {any}
+ * @returns {any[]}
  */
-function errorNode(error) {
-  const props = { className: "job-error", data: { role: "job-error" } };
-  const key = `error.${error.type}`;
-  if (hasKey(key)) return tEl("p", key, undefined, props);
-  return el("p", { ...props, text: error.message || t("error.unknown") });
+function errorNodes(error) {
+  const data = errorOf(error);
+  const detail = errorDetail(data);
+  return [
+    tEl("p", "error.line", { error: data }, { className: "job-error", data: { role: "job-error" } }),
+    detail ? el("p", { className: "job-error-detail", data: { role: "job-error-detail" }, attrs: { lang: "en" }, text: detail }) : null,
+  ].filter(Boolean);
 }
 
 /**
@@ -185,6 +213,8 @@ export function trackParamNodes(meta) {
       ? { key: "param.continuation_value", vars: { name: p.continuation_source ?? "", seconds: p.continuation_original_seconds } }
       : null],
     ["stem_split", p.stem_split?.requested ? { key: `stem_split.${p.stem_split.requested}` } : null],
+    ["loudness", loudnessValue(p.loudness)],
+    ["timing", timingValue(meta?.timing)],
     ["created", meta?.created ? new Date(meta.created).toLocaleString(language()) : null],
   ];
   return rows.filter(([, value]) => value !== undefined && value !== null && value !== "").flatMap(([name, value]) => [
@@ -205,6 +235,32 @@ function formatValue(p) {
     ? { key: "format.fallback", vars: { format: p.format, requested: p.format_requested } }
     : p.bitrate_kbps ? { key: "format.bitrate", vars: { format: p.format.toUpperCase(), kbps: p.bitrate_kbps } }
       : p.format.toUpperCase();
+}
+
+/** A number in the page's language with `digits` decimals (−14.0, −14,0), or "—" when unknown. */
+function decimal(value, digits = 1) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "—";
+  return value.toLocaleString(language(), { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** What the file measures (`parameters.loudness`): integrated LUFS against the target, and its true peak. */
+function loudnessValue(block) {
+  if (!block || typeof block !== "object" || block.lufs === undefined) return null;
+  const vars = { lufs: decimal(block.lufs), peak: decimal(block.true_peak_dbtp), target: decimal(block.target_lufs, 0) };
+  if (typeof block.target_lufs !== "number") return { key: "loudness.not_normalised", vars };
+  return { key: block.peak_limited ? "loudness.limited" : "loudness.measured", vars };
+}
+
+/**
+ * How long a track took (`timing`): seconds generating and in all, the real-time factor and the device.
+ * @param {{generate_seconds?: number, total_seconds?: number, realtime_factor?: number, device?: string}} [timing]
+ * @param {string} [key] the dictionary key of the text (`timing.value` on the card, `timing.chat` in the chat)
+ * @returns {{key: string, vars: object}|null}
+ */
+export function timingValue(timing, key = "timing.value") {
+  if (!timing || typeof timing.generate_seconds !== "number") return null;
+  return { key, vars: { seconds: decimal(timing.generate_seconds), total: decimal(timing.total_seconds),
+    factor: decimal(timing.realtime_factor, 2), device: String(timing.device ?? "") } };
 }
 
 function autoTuneValue(block) {

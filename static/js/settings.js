@@ -2,14 +2,17 @@
  * The generation settings form: model, the slider + number pairs (ranges from the server's boot
  * config, so the form and the server share one range), Top K / Top P exclusivity, seed auto / manual /
  * roll (auto is a preference kept apart from the last seed, so a reload keeps Auto-seed on), artist,
- * format, sample rate, switches (and "Listen while generating", a preference too); persisted in
- * localStorage; "Restore last run". `getSettings()` turns the form into the `submit_sliders` fields.
+ * format, sample rate, loudness target, switches (and "Listen while generating", a preference too); persisted in
+ * localStorage; "Restore last run", and a request restored from a dropped file (`settings:apply`). The Last seed
+ * shown is that of this tab's last finished track (`job:finished`), never a failed job's. A seed out of range is
+ * corrected with a warning, as the range boxes are. `getSettings()` turns the form into the `submit_sliders` fields.
  * @module settings
  */
 import { emit, on } from "./bus.js";
 import { $, $$, delegate, el } from "./dom.js";
 import { getJson } from "./http.js";
-import { hasKey, t, translate } from "./i18n.js";
+import { errorOf, hasKey, t, translate } from "./i18n.js";
+import { modelOptions, showModelStatus } from "./settings-models.js";
 import { load, save } from "./store.js";
 
 const STORE_KEY = "settings.v1";
@@ -19,6 +22,7 @@ const FLOAT_STEP = 0.01;
 const SEED_MAX = 2 ** 32 - 1;
 const ROLL_MAX = 100_000_000;
 const AUTO_SEED = -1;
+const DEFAULT_LOUDNESS = "-14";
 
 let form = null;
 let models = [];
@@ -28,7 +32,8 @@ let uploads = { audioPrompt: null, continuation: null, append: false };
  * Build the choices from the boot config and fill the form: a returning browser gets the values it saved,
  * a new browser the server's last run (settings/last_run.json: it starts where the user left off). Emits `settings:changed {model, melody}`.
  * @param {ParentNode} root the page
- * @param {{models: object[], ranges: object, formats: string[], sample_rates: string[], stem_targets: string[], last_run: object|null}} boot
+ * @param {{models: object[], ranges: object, formats: string[], sample_rates: string[], stem_targets: string[],
+ *   loudness_targets: string[], last_run: object|null}} boot
  * @returns {void}
  */
 export function initSettings(root, boot) {
@@ -44,14 +49,27 @@ export function initSettings(root, boot) {
   delegate(form, "change", "[data-setting]", (event, input) => onSettingChange(input));
   delegate(form, "click", "[data-action]", (event, button) => onAction(button.dataset.action));
   on("upload:changed", (state) => { uploads = state; });
-  on("update_seed", ({ seed }) => showLastSeed(seed));
+  on("job:finished", ({ state, seed }) => {
+    if (state === "done") showLastSeed(seed);
+  });
   on("settings:field-error", ({ field }) => markInvalid(field));
+  on("i18n:changed", () => { // sizes are written the language's way
+    const chosen = control("model").value;
+    control("model").replaceChildren(...modelOptions(models));
+    control("model").value = chosen;
+    showModelStatus($("[data-role=model-status]", form), modelInfo(chosen));
+  });
+  on("settings:apply", ({ request, seed }) => {
+    applyValues({ ...readValues(), ...fromRequest(request) });
+    persist();
+    showLastSeed(seed);
+  });
 }
 
 /**
  * The form as `submit_sliders` fields (everything but the prompt).
  * @returns {{model: string, values: {duration: number, top_k: number, top_p: number, temperature: number, cfg_coef: number, seed: number},
- *   format: string, sample_rate: string, keep_mono: boolean, auto_tune: boolean, mbd: boolean, preview: boolean,
+ *   format: string, sample_rate: string, loudness: string, keep_mono: boolean, auto_tune: boolean, mbd: boolean, preview: boolean,
  *   stem_split: string, artist: string, audio_prompt: string|null, appendContinuation: boolean, continuation: string|null}}
  */
 export function getSettings() {
@@ -65,6 +83,7 @@ export function getSettings() {
     },
     format: v.format,
     sample_rate: v.sample_rate,
+    loudness: v.loudness,
     keep_mono: !v.stereo,
     auto_tune: v.auto_tune,
     mbd: v.mbd,
@@ -97,11 +116,11 @@ function option(value, key, vars, text) {
 }
 
 function fillChoices(boot) {
-  control("model").replaceChildren(...boot.models.map((model) => option(model.key, null, null,
-    model.melody ? `${model.key} ♪` : model.key)));
+  control("model").replaceChildren(...modelOptions(boot.models));
   control("format").replaceChildren(...boot.formats.map((format) => option(format, `format.${format}`)));
   control("sample_rate").replaceChildren(...boot.sample_rates.map((rate) => option(rate, `sample_rate.${rate}`, null, `${Number(rate) / 1000} kHz`)));
   control("stem_split").replaceChildren(...boot.stem_targets.map((target) => option(target, `stem_split.${target || "none"}`)));
+  control("loudness").replaceChildren(...boot.loudness_targets.map((target) => option(target, `loudness.${target}`, null, target)));
   control("seed").max = String(SEED_MAX);
 }
 
@@ -119,6 +138,7 @@ function defaults(boot) {
   return {
     ...values, model: model.key, sampling: values.top_p > 0 ? "top_p" : "top_k", seed_auto: true, seed: 0,
     format: boot.formats[0], sample_rate: boot.sample_rates[0], stereo: true, auto_tune: true, mbd: false,
+    loudness: boot.loudness_targets.includes(DEFAULT_LOUDNESS) ? DEFAULT_LOUDNESS : boot.loudness_targets[0],
     preview: true, stem_split: "", artist_enabled: false, artist: "",
   };
 }
@@ -132,6 +152,7 @@ function fromRequest(request) {
     sample_rate: request.sample_rate === undefined ? undefined : String(request.sample_rate),
     stereo: request.keep_mono === undefined ? undefined : !request.keep_mono, auto_tune: request.auto_tune, mbd: request.mbd,
     stem_split: request.stem_split, artist: request.artist, artist_enabled: request.artist ? true : undefined,
+    loudness: request.loudness,
   };
   if (typeof request.top_p === "number") values.sampling = request.top_p > 0 ? "top_p" : "top_k";
   if (typeof request.seed === "number") {
@@ -185,6 +206,15 @@ function clampSeed(raw) {
   return Number.isFinite(value) ? Math.min(Math.max(value, 0), SEED_MAX) : 0;
 }
 
+/** A seed typed out of range or not whole (−7, 99999999999, 12.9) is corrected, and the user told, as the range boxes do. */
+function checkSeed(input) {
+  const wanted = Number(input.value);
+  const used = clampSeed(input.value);
+  if (input.value !== "" && Number.isInteger(wanted) && wanted === used) return;
+  input.value = String(used);
+  emit("toast:show", { key: "toast.seed_range", vars: { max: SEED_MAX, used } });
+}
+
 function persist() {
   save(STORE_KEY, readValues());
 }
@@ -221,6 +251,7 @@ function setSampling(active) {
 
 function onSettingChange(input) {
   input.removeAttribute("aria-invalid");
+  if (input.dataset.setting === "seed") checkSeed(input);
   syncDependents();
   if (input.dataset.setting === "model") announceModel();
   persist();
@@ -233,6 +264,7 @@ function syncDependents() {
 
 function announceModel() {
   const key = control("model").value;
+  showModelStatus($("[data-role=model-status]", form), modelInfo(key));
   emit("settings:changed", { model: key, melody: Boolean(modelInfo(key)?.melody) });
 }
 
@@ -265,7 +297,7 @@ async function restoreLastRun() {
   try {
     run = await getJson("/api/last_run");
   } catch (error) {
-    emit("toast:show", { key: "toast.request_failed", vars: { message: error.message }, kind: "error" });
+    emit("toast:show", { key: "toast.request_failed", vars: { message: errorOf(error) }, kind: "error" });
     return;
   }
   if (!run?.request) {

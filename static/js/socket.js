@@ -5,7 +5,7 @@
  */
 import { io } from "../vendor/socket.io.esm.min.js";
 import { emit } from "./bus.js";
-import { load, save } from "./store.js";
+import { loadTabValue, saveTabValue } from "./store.js";
 
 /** Server → client events forwarded to the bus. */
 const SERVER_EVENTS = [
@@ -36,15 +36,16 @@ export function initSocket() {
 }
 
 /**
- * This browser's random id: the server stamps the jobs it queues with a tag of it, so that only this page
- * (also after a reload) may cancel them on a shared server.
+ * This tab's random id (kept in the tab's sessionStorage: the same after a reload, another in another tab): the
+ * server stamps the jobs it queues with a tag of it (the `owner` of the `session` event and of the queue's jobs),
+ * so this tab knows its own jobs after a reload, and only it may cancel them on a shared server.
  * @returns {string}
  */
 function clientId() {
-  let id = load(CLIENT_KEY, "");
-  if (typeof id !== "string" || id.length < 16) {
+  let id = loadTabValue(CLIENT_KEY) ?? "";
+  if (!/^[0-9a-f]{32}$/.test(id)) {
     id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, "0")).join("");
-    save(CLIENT_KEY, id);
+    saveTabValue(CLIENT_KEY, id);
   }
   return id;
 }

@@ -9,7 +9,7 @@
 import { emit, on } from "./bus.js";
 import { $, $$, assetUrl, delegate, el, fileStamp, saveBlob, stemOf } from "./dom.js";
 import { getBlob, getBytes, getJson, HttpError, postJsonForBlob } from "./http.js";
-import { clearText, hasKey, translate } from "./i18n.js";
+import { clearText, errorOf, hasKey, translate } from "./i18n.js";
 import { setProgress, stemRowNode } from "./render.js";
 import { request } from "./socket.js";
 
@@ -55,8 +55,9 @@ export function initStems(root, boot) {
     mixer.split.hidden = true;
     showStems(mixer, stems);
   });
-  on("tracks:removed", ({ all, names }) => {
+  on("tracks:removed", ({ all, names, clearAll }) => {
     if (mixer.source?.kind === "track" && (all || names.includes(mixer.source.name))) hide(mixer);
+    else if (mixer.source?.kind === "any" && clearAll) hide(mixer); // Clear all removes the stems of uploads
   });
   on("live:show", () => {
     if (mixer.source?.kind === "track") hide(mixer); // the card no longer shows that track
@@ -95,14 +96,14 @@ async function showTrack(mixer, track) {
   try {
     answer = await getJson(`/api/stems/${encodeURIComponent(track.name)}`);
   } catch (error) {
-    setStatus(mixer, "stems.failed", { message: error.message }, "error");
+    setStatus(mixer, "stems.failed", { message: errorOf(error) }, "error");
     return;
   }
   if (!isCurrent(mixer, track.name)) return;
   showStems(mixer, answer.stems ?? []);
   const status = answer.task?.status;
   if (status === "queued" || status === "running") setStatus(mixer, status === "queued" ? "stems.queued" : "stems.separating");
-  else if (status === "failed" && !mixer.stems.length) setStatus(mixer, "stems.failed", { message: answer.task.error ?? "" }, "error");
+  else if (status === "failed" && !mixer.stems.length) setStatus(mixer, "stems.failed", { message: errorOf(answer.task.error ?? "") }, "error");
 }
 
 function showStems(mixer, stems) {
@@ -140,7 +141,7 @@ function bindServerEvents(mixer) {
       setStatus(mixer, null);
       showStems(mixer, stems ?? []);
     } else {
-      setStatus(mixer, state === "cancelled" ? "job.state.cancelled" : "stems.failed", { message: error?.message ?? "" }, "error");
+      setStatus(mixer, state === "cancelled" ? "job.state.cancelled" : "stems.failed", { message: errorOf(error ?? "") }, "error");
     }
   });
 }
@@ -198,9 +199,14 @@ function onMixerAction(mixer, action) {
 async function requestStems(mixer) {
   if (mixer.source?.kind !== "track") return;
   setStatus(mixer, "stems.requesting");
-  const ack = await request("request_stems", { name: mixer.source.name, target: mixer.target.value });
-  if (ack.ok) setStatus(mixer, "stems.queued");
-  else setStatus(mixer, "stems.failed", { message: ack.error?.message ?? ack.error?.type ?? "" }, "error");
+  const { name } = mixer.source;
+  const target = mixer.target.value;
+  const ack = await request("request_stems", { name, target });
+  if (ack.ok) {
+    setStatus(mixer, "stems.queued");
+    emit("stems:requested", { jobId: ack.job_id, kind: "stems", label: name, source: name, target, position: ack.position });
+  }
+  else setStatus(mixer, "stems.failed", { message: errorOf(ack.error) }, "error");
 }
 
 // ---- audio ------------------------------------------------------------------------------------
@@ -334,9 +340,9 @@ async function fetchAndSave(mixer, fetchFile, name, done) {
 
 /** A failed request or action, said in the user's language: unreachable, gone, refused (with why), other. */
 function showError(mixer, error) {
-  if (!(error instanceof HttpError)) setStatus(mixer, "stems.error", { message: error.message }, "error");
+  if (!(error instanceof HttpError)) setStatus(mixer, "stems.error", { message: errorOf(error) }, "error");
   else if (error.status === 0) setStatus(mixer, "stems.error_network", undefined, "error");
   else if (error.status === 404) setStatus(mixer, "stems.error_missing", undefined, "error");
-  else if (error.status < 500) setStatus(mixer, "stems.error_refused", { message: error.message }, "error");
-  else setStatus(mixer, "stems.error_server", { status: error.status, message: error.message }, "error");
+  else if (error.status < 500) setStatus(mixer, "stems.error_refused", { message: errorOf(error) }, "error");
+  else setStatus(mixer, "stems.error_server", { status: error.status, message: errorOf(error) }, "error");
 }

@@ -1,6 +1,7 @@
 /**
  * localStorage access for the app's own keys, as JSON data (never HTML), failing soft when
- * storage is full or disabled.
+ * storage is full or disabled; and this tab's own values (sessionStorage: kept across a reload, not shared
+ * with other tabs).
  * @module store
  */
 
@@ -56,5 +57,32 @@ export function remove(name) {
     localStorage.removeItem(storageKey(name));
   } catch {
     // storage disabled: nothing to remove
+  }
+}
+
+/**
+ * Read one of this tab's own values (sessionStorage: it survives a reload of the tab, other tabs have theirs).
+ * @param {string} name app key
+ * @returns {string|null} null when missing or unreadable
+ */
+export function loadTabValue(name) {
+  try {
+    return sessionStorage.getItem(storageKey(name));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Keep one of this tab's own values.
+ * @param {string} name app key
+ * @param {string} value
+ * @returns {void}
+ */
+export function saveTabValue(name, value) {
+  try {
+    sessionStorage.setItem(storageKey(name), value);
+  } catch {
+    // storage disabled: the value lasts as long as the page
   }
 }

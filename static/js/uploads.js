@@ -7,7 +7,7 @@
 import { emit, on } from "./bus.js";
 import { $, $$, assetUrl } from "./dom.js";
 import { uploadFile } from "./http.js";
-import { clearText, translate } from "./i18n.js";
+import { clearText, errorOf, translate } from "./i18n.js";
 
 const ROUTES = {
   audioPrompt: { url: "/upload_melody", field: "melody" },
@@ -37,8 +37,8 @@ export function initUploads(root) {
     state.fields.audioPrompt.hidden = !melody;
   });
   on("upload:file", ({ file }) => upload(state, state.melody ? "audioPrompt" : "continuation", file));
-  on("tracks:removed", ({ all }) => {
-    if (all) Object.keys(ROUTES).forEach((purpose) => clear(state, purpose));
+  on("tracks:removed", ({ all, clearAll }) => {
+    if (all || clearAll) Object.keys(ROUTES).forEach((purpose) => clear(state, purpose));
   });
 }
 
@@ -64,7 +64,7 @@ async function upload(state, purpose, file) {
   } catch (error) {
     state.info[purpose] = null;
     field.dataset.state = "error";
-    translate(status, "upload.failed", { name: file.name, message: error.message });
+    translate(status, "upload.failed", { name: file.name, message: errorOf(error) });
     parts(field).input.value = "";
   }
   publish(state);

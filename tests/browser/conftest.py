@@ -106,14 +106,18 @@ def _answers_ok(url: str) -> bool:
         return False
 
 
-def _launch(hub: Path, workdir: Path, extra_args: tuple[str, ...]) -> LiveServer:
+def _launch(hub: Path, workdir: Path, extra_args: tuple[str, ...],
+            prepare: Callable[[Path], None] | None = None) -> LiveServer:
     """Start webui.py on a free port and return once GET / answers 200; fail the test with its log if not.
 
-    workdir receives the server's data dir (data/) and its combined stdout and stderr (server.log).
+    workdir receives the server's data dir (data/) and its combined stdout and stderr (server.log);
+    ``prepare(data_dir)`` may fill the data dir before the server starts (tracks written as files, say).
     """
     port = _free_port()
     data_dir = workdir / "data"
     data_dir.mkdir()
+    if prepare is not None:
+        prepare(data_dir)
     log_path = workdir / "server.log"
     log_file = log_path.open("wb")
     env = {
@@ -152,11 +156,14 @@ def _launch(hub: Path, workdir: Path, extra_args: tuple[str, ...]) -> LiveServer
 def start_server(
     tiny_hub: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., LiveServer]]:
-    """Return start_server(*extra_args): a fresh server with its own data dir, stopped after the test."""
+    """Return start_server(*extra_args, prepare=None): a fresh server with its own data dir, stopped after the test.
+
+    ``prepare(data_dir)`` runs before the server starts, to put files in its data dir.
+    """
     servers: list[LiveServer] = []
 
-    def start(*extra_args: str) -> LiveServer:
-        servers.append(_launch(tiny_hub, tmp_path_factory.mktemp("server"), extra_args))
+    def start(*extra_args: str, prepare: Callable[[Path], None] | None = None) -> LiveServer:
+        servers.append(_launch(tiny_hub, tmp_path_factory.mktemp("server"), extra_args, prepare))
         return servers[-1]
 
     yield start
@@ -220,7 +227,9 @@ def browser_errors() -> list[str]:
 def new_page(
     browser: Browser, browser_errors: list[str], start_server: Callable[..., LiveServer]
 ) -> Iterator[Callable[..., Page]]:
-    """Return new_page(width=1280, height=800): a page in its own browser context (own storage).
+    """Return new_page(width=1280, height=800, **context_options): a page in its own browser context (own storage).
+
+    context_options go to ``browser.new_context`` (``timezone_id``, ``color_scheme`` ...).
 
     Console errors and uncaught exceptions of every such page, including tabs that a test opens
     itself with page.context.new_page(), fail the test at teardown (see browser_errors).
@@ -235,8 +244,10 @@ def new_page(
     def on_web_error(web_error: WebError) -> None:
         browser_errors.append(f"uncaught exception: {web_error.error.stack or web_error.error.message}")
 
-    def open_page(width: int = 1280, height: int = 800) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    def open_page(width: int = 1280, height: int = 800, **context_options: object) -> Page:
+        # Playwright emulates a light system scheme unless told; the README's screenshots show the dark theme.
+        options = {"color_scheme": "dark", **context_options}
+        context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True, **options)
         context.on("console", on_console)
         context.on("weberror", on_web_error)
         contexts.append(context)

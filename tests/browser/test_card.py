@@ -60,22 +60,22 @@ def test_card_player_copy_seed_and_real_extension(page: Page, live_server, tmp_p
     assert head == b"ID3" or head[0] == 0xFF, "the download is an MP3 file"
 
     assert page.locator("[data-role=waveform]").evaluate(CANVAS_PAINTED)
-    loop = page.locator("[data-action=player-loop]")
-    loop.click()
-    expect(loop).to_have_attribute("aria-pressed", "true")
-    assert page.evaluate("document.querySelector('[data-role=player-audio]').loop")
     page.locator("[data-role=player-volume]").fill("0.25")
     assert page.evaluate("document.querySelector('[data-role=player-audio]').volume") == 0.25
     waveform = page.locator("[data-role=waveform]")
     waveform.focus()
     page.wait_for_function("() => document.querySelector('[data-role=player-audio]').duration > 0")
-    page.keyboard.press("End")
+    page.keyboard.press("End")  # before Loop is on: a looping file at its end starts over at 0
     expect(waveform).to_have_attribute("data-position", "1.000")
     page.keyboard.press("Home")
     expect(waveform).to_have_attribute("data-position", "0.000")
     box = waveform.bounding_box()
     waveform.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
     assert abs(float(waveform.get_attribute("data-position")) - 0.5) < 0.05
+    loop = page.locator("[data-action=player-loop]")
+    loop.click()
+    expect(loop).to_have_attribute("aria-pressed", "true")
+    assert page.evaluate("document.querySelector('[data-role=player-audio]').loop")
 
     card.locator("[data-action=copy-seed]").click()
     expect(page.locator("[data-role=toast]").last).to_contain_text("4242")

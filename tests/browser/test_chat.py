@@ -9,7 +9,8 @@ from playwright.sync_api import Page, expect
 from .ui import SYSTEM_MESSAGES, USER_MESSAGES, generate, last_prompt, open_app, stored_chat
 
 RECORD_FIELDS = {"id", "role", "at", "text", "rerun", "reply", "job", "state", "progress", "phase", "position",
-                 "seed", "error", "notes", "track", "audio", "json", "continuation"}
+                 "seed", "error", "notes", "track", "audio", "json", "continuation", "took", "rtf", "device",
+                 "downloaded", "total", "kind", "label", "source", "set", "target", "stems"}
 HOSTILE = '<img src=x onerror="document.title=\'pwned\'"> drums & <b>bass</b>'
 
 
@@ -48,7 +49,10 @@ def test_history_is_rebuilt_from_the_server_when_storage_is_empty(page: Page, li
     prompt = page.locator(f'{USER_MESSAGES}[data-track="{name}"] [data-role=message-text]')
     expect(prompt).to_have_text("history check: soft pads")
     assert any(record.get("track") == name for record in stored_chat(page))
-    expect(page.locator("[data-role=track-card]")).to_be_hidden()
+    # After a load the card shows the newest track (it used to stay empty).
+    expect(page.locator("[data-role=track-card]")).to_have_attribute("data-track", name)
+    expect(page.locator("[data-role=player-download]")).to_have_attribute("download", f"{name}.wav")
+    page.locator("[data-role=track-card]").evaluate("card => { card.hidden = true; delete card.dataset.track; }")
     rebuilt.locator("[data-action=open-track]").click()
     expect(page.locator("[data-role=track-card]")).to_have_attribute("data-track", name)
     expect(page.locator("[data-role=track-prompt]")).to_have_text("history check: soft pads")

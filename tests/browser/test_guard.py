@@ -83,11 +83,19 @@ def test_an_empty_prompt_is_not_sent(page: Page, live_server) -> None:
 
 
 def test_a_refused_request_releases_the_guard(page: Page, live_server) -> None:
+    """The server refuses a model it does not offer (a page out of date, say): said by its code, in either language."""
     open_app(page, live_server)
-    message = submit(page, "x" * 2500)
+    page.locator("[data-setting=model]").evaluate(
+        "select => { select.append(new Option('gone-model', 'gone-model')); select.value = 'gone-model'; }")
+    message = submit(page, "a model the server does not offer")
     wait_state(message, "refused")
-    expect(message.locator("[data-role=job-error]")).to_contain_text("too long")
+    expect(message.locator("[data-role=job-error]")).to_have_text("The server did not accept the value of “Model”.")
+    expect(message.locator("[data-role=job-error-detail]")).to_contain_text("unknown model 'gone-model'")
+    expect(page.locator("[data-setting=model]")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("[data-role=submit]")).to_be_enabled()
+    page.locator("[data-role=language]").select_option("ru")
+    expect(message.locator("[data-role=job-error]")).to_have_text("Сервер не принял значение поля «Модель».")
+    page.locator("[data-role=language]").select_option("en")
 
 
 def test_a_failed_job_shows_its_error_and_releases_the_guard(page: Page, live_server) -> None:

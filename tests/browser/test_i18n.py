@@ -3,11 +3,12 @@ in the other language; the choice persists."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from .ui import generate, open_app
+from .ui import choose_file, forgive, generate, open_app
 
 LOCALES = Path(__file__).resolve().parents[2] / "static" / "locales"
 
@@ -71,3 +72,24 @@ def test_switching_language_leaves_no_key_and_no_other_language(page: Page, live
     only_russian = {text for key, text in russian.items() if text != english[key] and "{" not in text}
     assert not set(page.evaluate(VISIBLE_TEXT)) & only_russian
     assert not [warning for warning in warnings if "i18n" in warning], warnings
+
+
+def test_russian_says_seed_and_the_servers_errors_in_russian(page: Page, live_server, browser_errors) -> None:
+    open_app(page, live_server)
+    message = generate(page, "i18n check: bells and words")
+    page.locator("[data-role=language]").select_option("ru")
+    russian = load("ru")
+    prompts = set(page.locator("[data-role=message-text], [data-role=track-prompt], [data-role=queue-label]")
+                  .all_text_contents())  # the users' own words, from other tests too
+    texts = [text for text in page.evaluate(VISIBLE_TEXT) if text not in prompts]
+    assert not [text for text in texts if re.search(r"\bseed\b", text, re.I)], "“seed” left in English"
+    expect(message.locator(".job-seed")).to_have_text(re.compile(r"^зерно \d+$"))
+    expect(page.locator("[data-action=copy-seed]")).to_have_text(russian["track.copy_seed"])
+    expect(page.locator("[data-role=settings] .seed legend")).to_have_text(russian["field.seed"])
+
+    choose_file(page, "[data-purpose=continuation] [data-role=upload-input]", "broken.wav", b"RIFF....WAVEjunk")
+    status = page.locator("[data-purpose=continuation] [data-role=upload-status]")
+    expect(status).to_have_text(f"broken.wav не принят: {russian['error.invalid_audio']}")
+    page.locator("[data-role=language]").select_option("en")
+    expect(status).to_have_text(f"broken.wav was refused: {load('en')['error.invalid_audio']}")  # said again
+    forgive(browser_errors, "status of 400")

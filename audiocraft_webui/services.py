@@ -132,7 +132,8 @@ def build_services(config: dict, socketio: SocketIO, engine: MusicEngine | None 
     emit = Emitter(socketio)
     queue = JobQueue(int(config["QUEUE_MAX"]), store.settings_dir / "jobs.json")
     engine = engine or create_engine(str(config["ENGINE"]), device=str(config["DEVICE"]),
-                                     threads=int(config["TORCH_THREADS"]))
+                                     threads=int(config["TORCH_THREADS"]), decoder=str(config["DECODER"]),
+                                     cpu_weights=str(config["CPU_WEIGHTS"]))
     services = Services(config=config, catalog=ModelCatalog(list(config["CUSTOM_MODELS"])), store=store,
                         uploads=uploads, queue=queue, engine=engine, emit=emit,
                         preview=PreviewHub(emit, SocketRooms(socketio), queue), recovery=recovery)

@@ -154,11 +154,11 @@ class StaticDecoder:
 
     Args:
         lm: audiocraft's ``LMModel`` (eval mode, on its device).
-        weights: precision of the matrix products (:mod:`.precision`; ``fp32`` keeps the model's own).
+        weights: precision of the matrix products (:mod:`.precision`; None keeps the model's own).
         graphs: replay each step as a CUDA graph (default: on CUDA).
     """
 
-    def __init__(self, lm: Any, weights: str = "fp32", graphs: bool | None = None) -> None:
+    def __init__(self, lm: Any, weights: str | None = None, graphs: bool | None = None) -> None:
         self.lm = lm
         self.weights = weights
         self.net = apply_weights(StaticLM(lm).eval(), weights)

@@ -6,7 +6,7 @@ modules of a :class:`~.staticlm.StaticLM` change (the attention in-projections i
 there); norms, embeddings, attention and the KV cache keep the model's dtype, and every Linear still takes
 and returns that dtype, so the residual stream is not rounded.
 
-* ``fp32``: audiocraft's parameters, shared (no copy).
+* ``None`` or ``fp32`` (on the CPU, where audiocraft loads fp32): audiocraft's parameters, shared (no copy).
 * ``bf16`` / ``fp16``: a copy of each weight in that type; the input is rounded to it for the product.
 * ``int8``: PyTorch's dynamic quantisation (``torch.ao.quantization.quantize_dynamic``; int8 weights per
   output channel, activations quantised per call), run by fbgemm.
@@ -19,8 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Weight precisions a CPU generation can use (``--cpu-weights``).
-CPU_WEIGHTS = ("fp32", "bf16", "int8")
 FLOAT_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -38,13 +36,13 @@ class CastLinear(nn.Module):
         return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
 
 
-def apply_weights(module: nn.Module, weights: str) -> nn.Module:
+def apply_weights(module: nn.Module, weights: str | None) -> nn.Module:
     """Give every ``nn.Linear`` inside ``module`` the precision ``weights`` (in place); returns ``module``.
 
     Raises:
         ValueError: for an unknown precision.
     """
-    if weights == "fp32":
+    if weights is None or weights == "fp32":
         return module
     if weights in FLOAT_TYPES:
         for parent in list(module.modules()):
@@ -56,12 +54,13 @@ def apply_weights(module: nn.Module, weights: str) -> nn.Module:
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
         # torch.ao.quantization announces its move to torchao, but its dynamic int8 Linear (fbgemm) is the
-        # one that runs fast in eager mode on a CPU; the warning would be printed at every model load.
+        # one that runs fast in eager mode on a CPU; the warnings would be printed at every model load.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", "torch.quantize_per_tensor, torch.quantize_per_channel", UserWarning)
             return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8,
                                     inplace=True)
-    raise ValueError(f"unknown weight precision {weights!r}: use one of {', '.join(CPU_WEIGHTS)}")
+    raise ValueError(f"unknown weight precision {weights!r}: use fp32, bf16, fp16 or int8")
 
 
 def weight_bytes(module: nn.Module) -> int:
@@ -77,9 +76,5 @@ def weight_bytes(module: nn.Module) -> int:
 
 def _packed_weights(module: nn.Module) -> list[torch.Tensor]:
     """The int8 weights inside dynamically quantised Linears (they are not parameters)."""
-    packed = []
-    for child in module.modules():
-        if hasattr(child, "_packed_params"):
-            weight, _ = child._packed_params._weight_bias()
-            packed.append(weight)
-    return packed
+    return [child.weight() for child in module.modules()
+            if hasattr(child, "_packed_params") and callable(getattr(child, "weight", None))]

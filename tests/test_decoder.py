@@ -148,11 +148,14 @@ class Recorder(PreviewStream):
         super().on_frames(frames)
 
 
-def test_the_preview_gets_every_frame_once_across_long_form_windows_and_equals_the_final_decode(models):
+@pytest.mark.parametrize("feed_every", [1, 16], ids=["every-step", "grouped-as-with-graphs"])
+def test_the_preview_gets_every_frame_once_across_long_form_windows_and_equals_the_final_decode(models, monkeypatch,
+                                                                                               feed_every):
     import torch
 
-    from audiocraft_webui.engines.decoder import StaticDecoder, installed
+    from audiocraft_webui.engines.decoder import EagerSteps, StaticDecoder, installed
 
+    monkeypatch.setattr(EagerSteps, "feed_every", feed_every)
     model = models("small")
     model.set_generation_params(duration=31.0, top_k=250, cfg_coef=3.0, extend_stride=18)
     chunks: list[AudioChunk] = []

@@ -10,7 +10,8 @@ then undone, so the loop itself never waits for the device.
 
 The host enqueues replays without reading anything back; it only waits for the replay :data:`RUN_AHEAD`
 steps back (a CUDA event), so the progress callback and a cancel stay within that many steps of the device
-while the device always has work queued. If a capture fails, the window runs its steps eagerly (the same
+while the device always has work queued. With a preview the tokens go to it in groups of :data:`RUN_AHEAD`
+steps (see :class:`GraphSteps`). If a capture fails, the window runs its steps eagerly (the same
 masked step, logged once), which is slower but gives the same tokens.
 """
 from __future__ import annotations
@@ -42,7 +43,13 @@ def _capturable_autocast() -> Iterator[None]:
 
 
 class GraphSteps:
-    """Run a window's steps as replays of CUDA graphs, one per :data:`BUCKET` of attended columns."""
+    """Run a window's steps as replays of CUDA graphs, one per :data:`BUCKET` of attended columns.
+
+    Handing tokens to the preview reads the device, so the decoder does it once per :attr:`feed_every`
+    steps rather than after each one: the queue of replays drains there, not at every step.
+    """
+
+    feed_every = RUN_AHEAD
 
     def __init__(self, window: Window) -> None:
         self.window = window

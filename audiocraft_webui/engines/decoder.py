@@ -136,6 +136,9 @@ def _compute_dtype(device: torch.device, x: torch.Tensor) -> torch.dtype:
 class EagerSteps:
     """Run a window's steps one by one (CPU, MPS, or CUDA without graphs)."""
 
+    #: Steps between two hand-overs of tokens to the preview stream.
+    feed_every = 1
+
     def __init__(self, window: Window, masked: bool = False) -> None:
         self.window, self.masked = window, masked
 
@@ -200,13 +203,16 @@ class StaticDecoder:
         steps = self._steps(window)
         if stream is not None:
             stream.open(prompt, max_gen_len)
+        fed = 0
         for number in range(window.steps):
             steps.step()
-            if stream is not None:
-                stream.add(window.start if number == 0 else 1, window.column(number))
             if callback is not None:
                 callback(number + 1, window.steps)
+            if stream is not None and (number + 1) % steps.feed_every == 0:
+                fed = _feed(stream, window, fed, number + 1)
         steps.finish()
+        if stream is not None:
+            _feed(stream, window, fed, window.steps)
         codes = window.codes(remove_prompts)
         if stream is not None:
             stream.close(codes, remove_prompts)
@@ -219,6 +225,13 @@ class StaticDecoder:
 
             return GraphSteps(window)
         return EagerSteps(window)
+
+
+def _feed(stream: TokenStream, window: Window, start: int, end: int) -> int:
+    """Hand the tokens of steps ``[start, end)`` to ``stream`` in order; returns ``end``."""
+    for number in range(start, end):
+        stream.add(window.start if number == 0 else 1, window.column(number))
+    return end
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ env = module_env("json")
 @pytest.fixture
 def specs(env, monkeypatch) -> list:
     """The GenerationSpec of every generation (the generation still runs)."""
-    return spy_on(monkeypatch, env.engine, "generate", lambda spec, on_step: spec)
+    return spy_on(monkeypatch, env.engine, "generate", lambda spec, on_step, on_preview=None: spec)
 
 
 def last_run(env) -> dict:

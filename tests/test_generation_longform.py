@@ -58,8 +58,8 @@ def test_a_40_second_track_has_the_exact_length_and_one_monotonic_bar_across_win
         raw: list[float] = []
         real_generate = env.engine.generate
 
-        def recording(spec, on_step):
-            return real_generate(spec, lambda fraction: (raw.append(fraction), on_step(fraction)))
+        def recording(spec, on_step, on_preview=None):
+            return real_generate(spec, lambda fraction: (raw.append(fraction), on_step(fraction)), on_preview)
 
         monkeypatch.setattr(env.engine, "generate", recording)
         done = env.generate(keep_mono=True, values={"duration": 40})

@@ -282,8 +282,8 @@ def test_emits_from_the_worker_and_request_threads_never_overlap(app, services, 
 def test_nan_from_the_engine_never_reaches_a_file(sio, services, fake_engine, running_worker, monkeypatch):
     real_generate = fake_engine.generate
 
-    def poisoned(spec, on_step):
-        output = real_generate(spec, on_step)
+    def poisoned(spec, on_step, on_preview=None):
+        output = real_generate(spec, on_step, on_preview)
         output.audio[:, ::97] = np.nan
         return output
 

@@ -11,7 +11,7 @@ runs this module in a child process on the profile's hub and reports, in one run
   whole vocabulary) over fixed prompts and fixed prefixes, teacher-forced: the reference is audiocraft's
   own ``LMModel.forward`` in fp32 on the whole prefix, each precision runs the static loop step by step on
   the same prefix. fp16 weights (as audiocraft loads the LM on CUDA) and a temperature change of one step of
-  the UI's slider are measured the same way, as yardsticks for the bound in docs/PERFORMANCE.md;
+  the UI's slider (0.01) are measured the same way, as yardsticks for the bound in docs/PERFORMANCE.md;
 * **memory**: the weight bytes of each precision, and the static cache of a 30 s window for the released
   small, medium and large shapes (computed from the architecture).
 """
@@ -38,8 +38,9 @@ PROMPTS = ("lofi hip hop beat with mellow piano and soft drums", "epic orchestra
 SETTINGS = (("audiocraft", "fp32"), ("static", "fp32"), ("static", "bf16"), ("static", "int8"))
 QUALITY_WEIGHTS = ("fp32", "bf16", "fp16", "int8")
 TOP_K, CFG, SEED = 250, 3.0, 1234
-#: One step of the UI's temperature slider (templates: step 0.05), the yardstick for a change nobody hears.
-TEMPERATURE_STEP = 0.05
+#: One step of the UI's temperature slider (static/js/settings.js, FLOAT_STEP): the smallest change a user can
+#: choose, the yardstick of the default precision's bound (docs/PERFORMANCE.md).
+TEMPERATURE_STEP = 0.01
 FRAME_RATE = 50
 WINDOW_SECONDS = 30
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from audiocraft_webui import compat, heap
 from audiocraft_webui.config import DEFAULTS, data_dir
-from audiocraft_webui.engines import ModelLoadError, MusicEngine
+from audiocraft_webui.engines import CPU_WEIGHTS, DECODERS, ModelLoadError, MusicEngine
 from audiocraft_webui.version import __version__
 from audiocraft_webui.web import serverlog
 from audiocraft_webui.web.security import TOKEN_PARAM, is_loopback
@@ -42,6 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="largest accepted upload in MB (default: %(default)s)")
     parser.add_argument("--device", default=DEFAULTS["DEVICE"],
                         help="torch device: auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N")
+    parser.add_argument("--decoder", choices=DECODERS, default=DEFAULTS["DECODER"],
+                        help="token loop: auto (the app's static loop where it is measured faster, today the CPU), "
+                             "static (wherever the model allows) or audiocraft (audiocraft's own loop)")
+    parser.add_argument("--cpu-weights", choices=CPU_WEIGHTS, default=DEFAULTS["CPU_WEIGHTS"],
+                        help="precision of the static loop's matrix products on the CPU (default: %(default)s; "
+                             "speed and quality in docs/PERFORMANCE.md)")
     parser.add_argument("--unload-after-gen", action="store_true",
                         help="free the model (and MBD, Demucs) after every job to give the memory back")
     parser.add_argument("--demucs-model", default=DEFAULTS["DEMUCS_MODEL"],
@@ -115,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app({
         **access_config(host, args.port, args.auth), "MAX_CONTENT_LENGTH": args.max_upload_mb * MB,
         "HOST": host, "PORT": args.port, "DEVICE": args.device, "UNLOAD_AFTER_GEN": args.unload_after_gen,
+        "DECODER": args.decoder, "CPU_WEIGHTS": args.cpu_weights,
         "DEMUCS_MODEL": args.demucs_model,
         "DATA_DIR": args.data_dir, "TORCH_THREADS": args.threads, "QUEUE_MAX": args.queue_max,
         "CUSTOM_MODELS": args.custom_model, "ALLOWED_HOSTS": args.allowed_host, "START_WORKER": True,

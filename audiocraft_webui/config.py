@@ -24,6 +24,10 @@ DEFAULTS: dict[str, object] = {
     "ENGINE": "audiocraft",
     "DEVICE": "auto",
     "TORCH_THREADS": 0,
+    # Token loop: auto (the static loop where it is measured faster: the CPU), static or audiocraft; the
+    # static loop's weight precision on the CPU: fp32, bf16 or int8 (docs/PERFORMANCE.md).
+    "DECODER": "auto",
+    "CPU_WEIGHTS": "fp32",
     "UNLOAD_AFTER_GEN": False,
     # Run generation and stems in a worker process of their own (a crash or the out-of-memory killer then
     # ends a job, not the server). Tests that need to reach into the engine run it in this process.

@@ -168,6 +168,8 @@ class GenerationRunner:
         generate_seconds = time.perf_counter() - generate_started
         new_audio, mbd_info = self._decode(output, request, progress, generate_end)
         fields: dict = {"multi_band_diffusion": mbd_info}
+        if output.decoder is not None:
+            fields["decoder"] = output.decoder
         progress.phase("postprocessing", 0.9, 0.95)
         if clip is not None and prompt_clip is not None:
             joined, native_rate = self._append(job, request, clip, prompt_clip, new_audio, output.sample_rate, fields)

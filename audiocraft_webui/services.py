@@ -225,11 +225,13 @@ def compute(config: dict, engine: MusicEngine | None) -> tuple[WorkerProcess | N
         process = WorkerProcess(WorkerSettings(
             engine=str(config["ENGINE"]), device=str(config["DEVICE"]), threads=int(config["TORCH_THREADS"]),
             demucs_model=demucs, demucs_shifts=int(config["DEMUCS_SHIFTS"]),
-            demucs_overlap=float(config["DEMUCS_OVERLAP"]), log_level=logging.getLogger().getEffectiveLevel(),
+            demucs_overlap=float(config["DEMUCS_OVERLAP"]), decoder=str(config["DECODER"]),
+            cpu_weights=str(config["CPU_WEIGHTS"]), log_level=logging.getLogger().getEffectiveLevel(),
             pause_at=config.get("TEST_PAUSE_AT"), abort_at=config.get("TEST_ABORT_AT")))
         return process, RemoteEngine(process, unload_after), RemoteSplitter(process, demucs, unload_after)
     engine = engine or create_engine(str(config["ENGINE"]), device=str(config["DEVICE"]),
-                                     threads=int(config["TORCH_THREADS"]))
+                                     threads=int(config["TORCH_THREADS"]), decoder=str(config["DECODER"]),
+                                     cpu_weights=str(config["CPU_WEIGHTS"]))
     return None, engine, DemucsSplitter(demucs, device=str(config["DEVICE"]), shifts=int(config["DEMUCS_SHIFTS"]),
                                         overlap=float(config["DEMUCS_OVERLAP"]))
 

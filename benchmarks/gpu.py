@@ -4,8 +4,9 @@
   fp16 on CUDA) generate 10 s with CFG (batch 1, effective 2). Steps per second come from the token loop
   alone (``_generate_tokens``: T5 once, then one step per frame); the floor per step is the LM's weight
   bytes over the GPU's memory bandwidth (docs/PERFORMANCE.md, "GPU run"), so ``percent_of_limit`` = floor ÷ measured.
-  The same generation then runs through :mod:`.fastlm` (static KV cache, then one CUDA graph per step),
-  the fast path prepared for the app.
+  The same generation runs through audiocraft's eager loop and through the app's static loop
+  (:mod:`audiocraft_webui.engines.decoder`), without (``static_cache``) and with CUDA graphs (``cuda_graph``),
+  side by side in one process, each with its speed-up over the eager loop.
 * MBD: four real-size diffusion U-Nets (audiocraft's ``score/basic`` model, 20 sampling steps each) on
   the small model's codec, decoding the tokens just generated.
 * htdemucs: the released architecture from the hub, its load time apart from a 30 s stereo separation.
@@ -90,13 +91,43 @@ def device_facts(device: str) -> dict:
 
 
 def decode_speed(model_key: str, device: str, bandwidth_gb_s: float, audio_seconds: int) -> tuple[dict, object]:
-    """Steps per second of the token loop for one model, against the bandwidth floor.
+    """Steps per second of the token loop for one model, against the bandwidth floor: audiocraft's eager loop,
+    then the app's static loop without and with CUDA graphs (the same ``_generate_tokens`` call).
 
     Returns:
         The section, and the loaded MusicGen (its tokens and codec feed the MBD timing).
     """
+    from audiocraft_webui.engines.decoder import StaticDecoder
+
     load_seconds, model = timed(lambda: _load_musicgen(model_key, device), device)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.lm.parameters())
+    floor = weight_bytes / (bandwidth_gb_s * 1e9)
+    eager, generated = loop_speed(model, None, audio_seconds, device, floor)
+    static = {name: loop_speed(model, StaticDecoder(model.lm, graphs=graphs), audio_seconds, device, floor)[0]
+              for name, graphs in (("static_cache", False), ("cuda_graph", True))
+              if not graphs or device.startswith("cuda")}
+    for variant in static.values():
+        variant["speedup_vs_eager"] = round(eager["seconds"] / variant["seconds"], 3)
+    return {
+        "model": model_key, "dtype": str(next(model.lm.parameters()).dtype).removeprefix("torch."),
+        "lm_parameters_m": round(sum(p.numel() for p in model.lm.parameters()) / 1e6, 1),
+        "weights_gb": round(weight_bytes / 1e9, 3), "load_s": round(load_seconds, 2),
+        "audio_seconds": audio_seconds, "bandwidth_gb_s": bandwidth_gb_s, "floor_ms_per_step": round(floor * 1000, 4),
+        **eager, "fast": static,
+    }, (model, generated)
+
+
+def loop_speed(model, decoder, audio_seconds: int, device: str, floor: float) -> tuple[dict, object]:
+    """Time ``audio_seconds`` of the token loop (T5 once, then one step per pattern position) after a 1 s warm-up.
+
+    ``decoder`` is the app's :class:`~audiocraft_webui.engines.decoder.StaticDecoder`, or None for audiocraft's
+    own loop; either one calls the progress callback once per step.
+
+    Returns:
+        ``{steps, seconds, steps_per_second, ms_per_step, percent_of_limit, realtime_factor}`` and the codes.
+    """
+    from audiocraft_webui.engines.decoder import installed
+
     steps: list[int] = []
     model.set_custom_progress_callback(lambda generated, total: steps.append(generated))
     attributes, prompt = model._prepare_tokens_and_attributes([PROMPT], None)
@@ -104,54 +135,16 @@ def decode_speed(model_key: str, device: str, bandwidth_gb_s: float, audio_secon
     def tokens(seconds: float) -> object:
         steps.clear()
         model.set_generation_params(duration=seconds, top_k=250, temperature=1.0, cfg_coef=3.0)
-        return model._generate_tokens(attributes, prompt, progress=True)
+        with installed(decoder, model, None) if decoder is not None else contextlib.nullcontext():
+            return model._generate_tokens(attributes, prompt, progress=True)
 
     tokens(1)  # warm-up: allocator, kernels selection
     seconds, generated = timed(lambda: tokens(audio_seconds), device)
+    model.set_custom_progress_callback(None)
     step_seconds = seconds / len(steps)
-    floor = weight_bytes / (bandwidth_gb_s * 1e9)
-    fast = fast_decode_speed(model, audio_seconds, device, floor)
-    return {
-        "model": model_key, "dtype": str(next(model.lm.parameters()).dtype).removeprefix("torch."),
-        "lm_parameters_m": round(sum(p.numel() for p in model.lm.parameters()) / 1e6, 1),
-        "weights_gb": round(weight_bytes / 1e9, 3), "load_s": round(load_seconds, 2),
-        "audio_seconds": audio_seconds, "steps": len(steps), "seconds": round(seconds, 3),
-        "steps_per_second": round(len(steps) / seconds, 1), "ms_per_step": round(step_seconds * 1000, 3),
-        "bandwidth_gb_s": bandwidth_gb_s, "floor_ms_per_step": round(floor * 1000, 4),
-        "percent_of_limit": round(100 * floor / step_seconds, 1),
-        "realtime_factor": round(len(steps) / seconds / FRAME_RATE, 2), "fast": fast,
-    }, (model, generated)
-
-
-def fast_decode_speed(model, audio_seconds: int, device: str, floor: float) -> dict:
-    """The same generation through :class:`~.fastlm.StaticDecoder`: static cache, then one CUDA graph per step.
-
-    Returns:
-        ``{variant: {steps_per_second, ms_per_step, percent_of_limit}}`` for ``static_cache`` and, on CUDA,
-        ``cuda_graph``.
-    """
-    import torch
-
-    from .fastlm import StaticDecoder, cfg_condition_tensors
-
-    variants = {}
-    # audiocraft generates under fp16 autocast on CUDA (off on CPU); graphs need autocast's weight cache off.
-    autocast = (torch.autocast("cuda", dtype=torch.float16, cache_enabled=False) if device.startswith("cuda")
-                else contextlib.nullcontext())
-    with autocast:
-        decoder = StaticDecoder(model.lm, cfg_condition_tensors(model, PROMPT), audio_seconds * FRAME_RATE)
-        for name in ("static_cache", "cuda_graph"):
-            if name == "cuda_graph":
-                if not device.startswith("cuda"):
-                    break
-                decoder.capture()
-            decoder.generate()  # warm-up
-            seconds, _ = timed(decoder.generate, device)
-            step_seconds = seconds / decoder.steps()
-            variants[name] = {"steps": decoder.steps(), "steps_per_second": round(decoder.steps() / seconds, 1),
-                              "ms_per_step": round(step_seconds * 1000, 3),
-                              "percent_of_limit": round(100 * floor / step_seconds, 1)}
-    return variants
+    return {"steps": len(steps), "seconds": round(seconds, 3), "steps_per_second": round(len(steps) / seconds, 1),
+            "ms_per_step": round(step_seconds * 1000, 3), "percent_of_limit": round(100 * floor / step_seconds, 1),
+            "realtime_factor": round(len(steps) / seconds / FRAME_RATE, 2)}, generated
 
 
 def _load_musicgen(model_key: str, device: str):

@@ -56,10 +56,14 @@ TARGETS = (
            False, "%"),
     Target("decode % of bandwidth limit, medium (app, eager)", ("decode", "medium", "percent_of_limit"), 50.0,
            False, "%"),
-    Target("decode % of bandwidth limit, small (CUDA graph)",
+    Target("decode % of bandwidth limit, small (static, CUDA graph)",
            ("decode", "small", "fast", "cuda_graph", "percent_of_limit"), 50.0, False, "%"),
-    Target("decode % of bandwidth limit, medium (CUDA graph)",
+    Target("decode % of bandwidth limit, medium (static, CUDA graph)",
            ("decode", "medium", "fast", "cuda_graph", "percent_of_limit"), 50.0, False, "%"),
+    Target("decode speed-up over eager, medium (static, CUDA graph)",
+           ("decode", "medium", "fast", "cuda_graph", "speedup_vs_eager"), 2.5, False, "x"),
+    Target("CPU decode speed-up over eager, small (static, default weights)",
+           ("decoders", "default_speedup"), 1.0, False, "x"),
 )
 
 
@@ -177,8 +181,14 @@ def detail_rows(results: dict) -> list[tuple[str, str]]:
         speed = (f"{entry['steps_per_second']:.1f} steps/s, {entry['ms_per_step']:.3f} ms/step, floor "
                  f"{entry['floor_ms_per_step']:.3f} ms at {entry['bandwidth_gb_s']:.0f} GB/s")
         rows.append((f"  decode {name} ({entry['dtype']}, {entry['weights_gb']} GB), eager", speed))
-        rows.extend((f"  decode {name}, {variant}", f"{fast['steps_per_second']:.1f} steps/s")
+        rows.extend((f"  decode {name}, static loop, {variant}", f"{fast['steps_per_second']:.1f} steps/s, "
+                     f"{fast['percent_of_limit']} % of the limit, x{fast['speedup_vs_eager']} eager")
                     for variant, fast in entry["fast"].items())
+    decoders = results.get("decoders", {})
+    for name, entry in decoders.get("speed", {}).items():
+        kl = decoders["quality"]["mean_kl_nats"].get(name.split()[-1]) if name.startswith("static") else None
+        rows.append((f"  {decoders['model']} on {decoders['device']}, {name}: s per s of audio, x eager, KL",
+                     f"{entry['seconds_per_audio_second']}, x{entry['speedup']}" + ("" if kl is None else f", {kl}")))
     if "mbd" in results:
         rows.append(("  MBD, s per s of audio", f"{results['mbd']['seconds_per_audio_second']}"))
     if "htdemucs" in results:

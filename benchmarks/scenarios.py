@@ -75,6 +75,9 @@ class Profile:
         memory_minutes, memory_generation: lengths of the files split and of the tiny-model generations
             whose worker memory is measured.
         decode_seconds: audio generated per model by the GPU decode timing (``--gpu`` only).
+        decoders: the decode loops compared side by side (:mod:`.decoders`): model key, seconds of audio per
+            timed run, runs per setting, frames per quality prefix; None where ``--gpu`` measures them instead.
+        decoders_threads: torch threads of that comparison (0: torch's choice, every core).
     """
 
     name: str
@@ -98,6 +101,8 @@ class Profile:
     memory_minutes: tuple[float, ...] = (0.5, 1.0)
     memory_generation: tuple[int, ...] = (5, 35)
     decode_seconds: int = 10
+    decoders: tuple[str, float, int, int] | None = ("small", 3.0, 2, 50)
+    decoders_threads: int = 0
 
 
 #: Repo of the tiny model in every hub kind: ``musicgen-large`` stays tiny in all of them.
@@ -566,7 +571,8 @@ PROFILES = {
     "quick": Profile(name="quick", hub="tiny", device="cpu", threads=1, tiny_instances=1, tiny_reps=2,
                      tiny_duration=5, tiny_dedicated_reps=0, real={"small": 2}, real_reps=1,
                      switch=("small", "stereo-small"), stem_seconds=3.0, stem_reps=1, cli_reps=1, ui_reps=1,
-                     postprocess_seconds=5.0, postprocess_reps=1, preview=("small", 2, 1)),
+                     postprocess_seconds=5.0, postprocess_reps=1, preview=("small", 2, 1),
+                     decoders=("small", 1.0, 1, 10)),
     "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_instances=12, tiny_reps=8,
                    tiny_duration=30, tiny_dedicated_reps=0, real={"small": 2}, real_reps=3,
                    switch=("small", "stereo-small"), stem_seconds=5.0, stem_reps=8, cli_reps=2, ui_reps=3,
@@ -576,9 +582,20 @@ PROFILES = {
                    tiny_duration=10, tiny_dedicated_reps=0, real={"medium": 10, "small": 10}, real_reps=3,
                    switch=("small", "medium"), stem_seconds=30.0, stem_reps=3, cli_reps=2, ui_reps=3,
                    postprocess_seconds=30.0, postprocess_reps=3, preview=("medium", 10, 3),
-                   memory_minutes=(5.0, 10.0, 20.0), memory_generation=(30, 300)),
+                   memory_minutes=(5.0, 10.0, 20.0), memory_generation=(30, 300), decoders=None),
 }
 
-#: Scenarios that run on a server of their own, so ``--only`` can run them alone.
+
+def decoders(hub: Path, work: Path, profile: Profile) -> dict:
+    """audiocraft's decode loop against the static loop at each CPU weight precision (:mod:`.decoders`)."""
+    from . import decoders as comparison
+
+    if profile.decoders is None:
+        return {"not_run": "this profile compares the decode loops in its GPU section"}
+    return comparison.run(hub, work, profile)
+
+
+#: Scenarios that run on a server or process of their own, so ``--only`` can run them alone.
 FOCUSED: dict[str, Callable[[Path, Path, Profile], dict]] = {
-    "preview": preview_cost, "library": library_speed, "worker_ipc": worker_ipc, "worker_memory": worker_memory}
+    "preview": preview_cost, "library": library_speed, "worker_ipc": worker_ipc, "worker_memory": worker_memory,
+    "decoders": decoders}

@@ -2,10 +2,14 @@
 
 Each ``test_generation_*`` module builds one :class:`GenerationEnv` (app, worker, connected Socket.IO
 client) with :func:`running_env`, so the model stays loaded between its tests.
+
+``ACW_TEST_DECODER=static`` (or ``audiocraft``, ``auto``) runs every one of them with that ``--decoder``;
+unset, the app's default applies (``auto``: the static loop on the CPU).
 """
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,7 +91,8 @@ def running_env(data_dir: Path, overrides: dict | None = None) -> Iterator[Gener
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    app = build_app({"TESTING": True, "DATA_DIR": str(data_dir), "DEVICE": "cpu", "TORCH_THREADS": 1,
+    decoder = {"DECODER": os.environ["ACW_TEST_DECODER"]} if os.environ.get("ACW_TEST_DECODER") else {}
+    app = build_app({"TESTING": True, "DATA_DIR": str(data_dir), "DEVICE": "cpu", "TORCH_THREADS": 1, **decoder,
                       **(overrides or {})})
     env = GenerationEnv(app)
     env.services.worker.start()

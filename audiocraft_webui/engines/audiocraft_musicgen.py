@@ -28,7 +28,8 @@ from .base import (
     StepCallback,
 )
 from .codecstream import PreviewStream, decode_in_windows
-from .tokentap import StreamingError, tap_tokens
+from .decoding import DEFAULT_CPU_WEIGHTS, DecoderChoice
+from .tokentap import StreamingError
 
 if TYPE_CHECKING:
     from audiocraft.modules.codebooks_patterns import CodebooksPatternProvider
@@ -154,13 +155,19 @@ def describe_load_error(model: ModelInfo, exc: BaseException) -> str:
 
 
 class AudiocraftEngine:
-    """audiocraft's MusicGen (and Multi-Band Diffusion), one model in memory at a time."""
+    """audiocraft's MusicGen (and Multi-Band Diffusion), one model in memory at a time.
 
-    def __init__(self, device: str = "auto", threads: int = 0) -> None:
+    The token loop is audiocraft's own or the app's static loop (:mod:`.decoding`: ``decoder`` and
+    ``cpu_weights``); everything around it is audiocraft's either way.
+    """
+
+    def __init__(self, device: str = "auto", threads: int = 0, decoder: str = "auto",
+                 cpu_weights: str = DEFAULT_CPU_WEIGHTS) -> None:
         if not DEVICE_PATTERN.match(device):
             raise ValueError(f"unknown device {device!r}: use auto, cpu, mps, cuda or cuda:N")
         self._requested_device = device
         self._threads = threads
+        self._decoding = DecoderChoice(decoder, cpu_weights)
         self._device: str | None = None
         self._model = None
         self._model_key: str | None = None
@@ -230,8 +237,8 @@ class AudiocraftEngine:
                  on_preview: PreviewCallback | None = None) -> GenerationOutput:
         """Generate ``[C, T]`` float32 audio at 32 kHz for ``spec`` (seeded, so reproducible on CPU).
 
-        With ``on_preview`` the tokens are tapped from audiocraft's loop as they are sampled and decoded
-        into preview chunks on the way (:mod:`.tokentap`, :mod:`.codecstream`).
+        With ``on_preview`` the tokens go, as they are sampled, from the decode loop (tapped from audiocraft's,
+        or fed by the static one) to preview chunks (:mod:`.tokentap`, :mod:`.codecstream`).
 
         Raises:
             EngineError: when the request does not fit the loaded model.
@@ -253,10 +260,10 @@ class AudiocraftEngine:
         steps = [window_steps(model.lm.pattern_provider, window) for window in windows]
         model.set_custom_progress_callback(WindowProgress(steps, on_step))
         preview = self._preview_stream(model, spec, on_preview)
+        use = self._decoding.choose(model, spec.model.key, self.device)
         seed_everything(spec.seed)
         try:
-            with windowed_decode(model), tap_tokens(model, preview) if preview is not None \
-                    else contextlib.nullcontext():
+            with windowed_decode(model), self._decoding.decoding(model, use, preview):
                 result = self._run(model, spec)
         finally:
             model.set_custom_progress_callback(None)
@@ -265,7 +272,7 @@ class AudiocraftEngine:
         audio, tokens = result if spec.return_tokens else (result, None)
         hop = model.sample_rate / frame_rate
         return GenerationOutput(audio=audio[0].detach().float().cpu().numpy(), sample_rate=model.sample_rate,
-                                tokens=tokens, prompt_samples=int(round(prompt_frames * hop)))
+                                tokens=tokens, prompt_samples=int(round(prompt_frames * hop)), decoder=use.record())
 
     def _preview_stream(self, model, spec: GenerationSpec,
                         on_preview: PreviewCallback | None) -> PreviewStream | None:
@@ -355,6 +362,7 @@ class AudiocraftEngine:
         """Drop the MusicGen model (keeping MBD) and return its memory to the system."""
         self._model = None
         self._model_key = None
+        self._decoding.drop()
         self.free_memory()
 
     def unload(self) -> None:

@@ -73,13 +73,15 @@ class GenerationOutput:
     """Generated audio ``[C, T]`` float32 at ``sample_rate``; ``tokens`` is opaque (for MBD decode).
 
     With a continuation prompt, the first ``prompt_samples`` samples are the codec's reconstruction
-    of the prompt and the rest is new audio.
+    of the prompt and the rest is new audio. ``decoder`` says which decode loop made the tokens, on which
+    device and with which weight precision (the track JSON's ``parameters.decoder``).
     """
 
     audio: np.ndarray
     sample_rate: int
     tokens: Any = None
     prompt_samples: int = 0
+    decoder: dict | None = None
 
 
 class MusicEngine(Protocol):

@@ -12,7 +12,8 @@ gets two counters, not the tokens.) Everything relied on is checked, and a viola
 starts, each window's returned codes equalling the tapped ones, and each later window's prompt being the
 previous window's tail (never re-sent).
 
-Any decode loop (audiocraft's, or one of the app's own) feeds a :class:`TokenSink` the same way.
+Any decode loop (audiocraft's through this tap, or the app's own :mod:`.decoder`) feeds a :class:`TokenSink` the
+same way, through a :class:`TokenStream`.
 torch is imported inside functions, so importing this module stays cheap.
 """
 from __future__ import annotations
@@ -94,44 +95,43 @@ class FrameAssembler:
         return codes
 
 
-class _WindowTap:
-    """The two wrappers :func:`tap_tokens` installs, with the state of the window in progress."""
+class TokenStream:
+    """One generation's windows fed to a sink: the continuation prompt once, each frame once, windows stitched.
+
+    A decode loop calls :meth:`open` at the start of each window (``LMModel.generate``'s ``prompt`` and
+    ``max_gen_len``), :meth:`add` after each sampling call and :meth:`close` with the window's returned codes.
+    """
 
     def __init__(self, lm: Any, sink: TokenSink) -> None:
         self._lm, self._sink = lm, sink
-        self._generate, self._sample = lm.generate, lm._sample_next_token
-        self._signature = inspect.signature(self._generate)
-        missing = {"prompt", "max_gen_len", "remove_prompts"} - set(self._signature.parameters)
-        if missing:
-            raise StreamingError(f"LMModel.generate lost its parameters {sorted(missing)}")
         self._window: FrameAssembler | None = None
         self._previous: torch.Tensor | None = None
         self.windows = 0
 
-    def generate(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """Run one window of audiocraft's loop while tapping its steps; verify its result."""
-        bound = self._signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        prompt = bound.arguments["prompt"]
+    def open(self, prompt: torch.Tensor | None, length: int) -> None:
+        """Start a window of ``length`` frames whose first ``prompt.shape[-1]`` are given."""
         self._check_prompt(prompt)
-        self._window = FrameAssembler(self._lm, prompt, int(bound.arguments["max_gen_len"]))
-        try:
-            returned = self._generate(*args, **kwargs)
-            self._previous = self._window.finish(returned, bool(bound.arguments["remove_prompts"]))
-        finally:
-            self._window = None
-        self.windows += 1
-        return returned
+        self._window = FrameAssembler(self._lm, prompt, length)
 
-    def sample(self, sequence: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """Sample one step with audiocraft's own code, then hand the frames it completes to the sink."""
+    def add(self, consumed: int, tokens: torch.Tensor) -> None:
+        """Record one sampling call's tokens ``[B, K, 1]`` (after ``consumed`` pattern steps); send new frames."""
         if self._window is None:
-            raise StreamingError("_sample_next_token was called outside LMModel.generate")
-        tokens = self._sample(sequence, *args, **kwargs)
-        frames = self._window.add_step(sequence.shape[-1], tokens)
+            raise StreamingError("tokens were sampled outside a window")
+        frames = self._window.add_step(consumed, tokens)
         if frames is not None:
             self._sink.on_frames(frames)
-        return tokens
+
+    def close(self, returned: torch.Tensor, remove_prompts: bool) -> None:
+        """End the window, checking ``returned`` (what the window's generate returns) against the tokens sent."""
+        window, self._window = self._window, None
+        if window is None:
+            raise StreamingError("a window was closed that was never opened")
+        self._previous = window.finish(returned, remove_prompts)
+        self.windows += 1
+
+    def abandon(self) -> None:
+        """Forget the window in progress (its generate raised)."""
+        self._window = None
 
     def _check_prompt(self, prompt: torch.Tensor | None) -> None:
         """First window: pass a continuation prompt on. Later ones: it must be the previous window's tail."""
@@ -145,6 +145,46 @@ class _WindowTap:
         n, previous = prompt.shape[-1], self._previous
         if previous is None or n > previous.shape[-1] or not torch.equal(previous[..., -n:], prompt):
             raise StreamingError("a long-form window's prompt is not the tail of the previous window")
+
+
+class _WindowTap:
+    """The two wrappers :func:`tap_tokens` installs around audiocraft's loop, feeding a :class:`TokenStream`."""
+
+    def __init__(self, lm: Any, sink: TokenSink) -> None:
+        self._generate, self._sample = lm.generate, lm._sample_next_token
+        self._signature = inspect.signature(self._generate)
+        missing = {"prompt", "max_gen_len", "remove_prompts"} - set(self._signature.parameters)
+        if missing:
+            raise StreamingError(f"LMModel.generate lost its parameters {sorted(missing)}")
+        self.stream = TokenStream(lm, sink)
+        self._in_window = False
+
+    @property
+    def windows(self) -> int:
+        """Windows completed so far."""
+        return self.stream.windows
+
+    def generate(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Run one window of audiocraft's loop while tapping its steps; verify its result."""
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        self.stream.open(bound.arguments["prompt"], int(bound.arguments["max_gen_len"]))
+        self._in_window = True
+        try:
+            returned = self._generate(*args, **kwargs)
+            self.stream.close(returned, bool(bound.arguments["remove_prompts"]))
+        finally:
+            self._in_window = False
+            self.stream.abandon()
+        return returned
+
+    def sample(self, sequence: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Sample one step with audiocraft's own code, then hand the frames it completes to the sink."""
+        if not self._in_window:
+            raise StreamingError("_sample_next_token was called outside LMModel.generate")
+        tokens = self._sample(sequence, *args, **kwargs)
+        self.stream.add(sequence.shape[-1], tokens)
+        return tokens
 
 
 @contextlib.contextmanager

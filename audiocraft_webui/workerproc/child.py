@@ -43,6 +43,8 @@ class WorkerSettings:
     demucs_model: str
     demucs_shifts: int
     demucs_overlap: float
+    decoder: str = "auto"
+    cpu_weights: str = "fp32"
     log_level: int = logging.INFO
     pause_at: str | None = None
     abort_at: str | None = None
@@ -79,7 +81,8 @@ class Worker:
 
     def __init__(self, settings: WorkerSettings, events: Connection) -> None:
         self.events = events
-        self.engine = create_engine(settings.engine, device=settings.device, threads=settings.threads)
+        self.engine = create_engine(settings.engine, device=settings.device, threads=settings.threads,
+                                    decoder=settings.decoder, cpu_weights=settings.cpu_weights)
         self.splitter = DemucsSplitter(settings.demucs_model, device=settings.device, shifts=settings.demucs_shifts,
                                        overlap=settings.demucs_overlap)
         self.tokens = Tokens()

@@ -69,7 +69,7 @@ def test_quick_bench_reports_every_figure(tiny_hub: Path, tmp_path: Path) -> Non
         assert "loops on a CPU of their own" in run.stdout
     assert {row["label"] for row in data["targets"]} == {target.label for target in report.TARGETS
                                                         if target.value(data["results"]) is not None}
-    assert len(data["targets"]) == 11
+    assert len(data["targets"]) == 12
     assert data["machine"]["cpus"] and data["settings"]["name"] == "quick"
     assert "overhead ratio, tiny model" in run.stdout and str(out) in run.stdout
     assert list(tmp_path.glob("work-*")) == []

@@ -6,6 +6,7 @@
  * server sends its snapshot.
  * @module main
  */
+import { initApiAccess } from "./restapi.js";
 import { initChat } from "./chat.js";
 import { initComposer } from "./composer.js";
 import { initDemucs } from "./demucs.js";
@@ -39,6 +40,7 @@ async function start() {
   initComposer(root, boot);
   initRestore();
   initLibrary(root, boot);
+  initApiAccess(root);
   await initChat(root);
   initSocket();
   document.documentElement.dataset.ready = "true";

@@ -115,7 +115,8 @@ class Services:
             names: the clips' original file names by field, when known (a deleted upload lost its own).
 
         Raises:
-            RequestError: naming the field (``model``, ``audio_prompt`` or ``continuation``).
+            RequestError: naming the field (``model``, ``audio_prompt``, ``continuation``, ``continue_track`` or
+                ``melody_track``).
         """
         model = self.catalog.resolve(parsed.model)
         if model is None:
@@ -132,6 +133,10 @@ class Services:
                 name = (names or {}).get(field_name) or self.uploads.display_name(upload_id)
                 raise RequestError(field_name, f"the uploaded clip {name!r} ({field_name.replace('_', ' ')}) "
                                                f"is gone; upload it again") from None
+        for field_name, track_name in (("continue_track", parsed.continue_track),
+                                       ("melody_track", parsed.melody_track)):
+            if track_name is not None and self.store.get(track_name) is None:
+                raise RequestError(field_name, f"there is no track {track_name!r} in the library (deleted?)")
 
     def enqueue_generation(self, parsed: GenerationRequest, sid: str | None, owner: str | None) -> tuple[Job, int]:
         """Queue a validated request and announce it before the worker can send anything about it.

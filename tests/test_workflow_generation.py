@@ -219,4 +219,10 @@ def test_the_rest_api_takes_the_same_fields(env):
     assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "loop.bars"
     gone = env.http.post("/api/v1/generations", json={"prompt": "x", "continue_track": "nothing_here"})
     assert gone.status_code == 400 and gone.get_json()["error"]["field"] == "continue_track"
-    env.sio.wait("on_finish_audio", where=lambda p: p["job_id"] == answer.get_json()["job_id"])
+    job_id = answer.get_json()["job_id"]
+    env.sio.wait("on_finish_audio", where=lambda p: p["job_id"] == job_id)
+    result = env.http.get(f"/api/v1/jobs/{job_id}").get_json()["result"]
+    assert [take["name"] for take in result["takes"]][0] == result["name"] and len(result["takes"]) == 2
+    assert all(take["audio_url"].startswith("/static/audio/") for take in result["takes"])
+    listed = env.http.get("/api/v1/jobs").get_json()["recent"]
+    assert all("meta" not in take for job in listed for take in (job["result"] or {}).get("takes") or [])

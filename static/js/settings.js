@@ -305,7 +305,8 @@ function showLastSeed(seed) {
 }
 
 function markInvalid(field) {
-  const target = RANGE_NAMES.includes(field) ? pair(field).number : control(field);
+  const name = field?.startsWith("loop.") ? field.slice("loop.".length) : field; // the loop's bpm and bars are the form's
+  const target = RANGE_NAMES.includes(name) ? pair(name).number : control(name);
   target?.setAttribute("aria-invalid", "true");
 }
 

@@ -160,14 +160,24 @@ class StemFile(BaseModel):
     url: str
 
 
+class TakeResult(BaseModel):
+    """One take of a generation with `variations`."""
+
+    name: str
+    audio_url: str
+    json_url: str
+    seed: int
+
+
 class GenerationResult(BaseModel):
-    """The track a generation made."""
+    """The track a generation made (with `variations`: take A's, and every take in `takes`)."""
 
     name: str
     audio_url: str
     json_url: str
     seed: int
     meta: dict | None = Field(None, description="The track's JSON record (left out of the queue listing).")
+    takes: list[TakeResult] | None = Field(None, description="Every take in order (only with `variations` > 1).")
 
 
 class StemResult(BaseModel):

@@ -30,7 +30,8 @@ def fixed_seed(page: Page, seed: int) -> None:
     setting(page, "seed").fill(str(seed))
 
 
-def test_takes_are_one_answer_and_the_player_switches_a_b_at_the_same_position(page: Page, live_server) -> None:
+def test_takes_are_one_answer_and_the_player_switches_a_b_at_the_same_position(page: Page, live_server,
+                                                                             screenshot) -> None:
     open_app(page, live_server)
     setting(page, "preview").uncheck()
     fixed_seed(page, 321)
@@ -55,6 +56,7 @@ def test_takes_are_one_answer_and_the_player_switches_a_b_at_the_same_position(p
     page.wait_for_function(f"(before) => Math.abs({AUDIO}.currentTime - before) < 0.05", arg=before)
     takes.nth(2).click()
     expect(switch.nth(2)).to_have_attribute("aria-pressed", "true")
+    screenshot("takes")
 
 
 def test_a_click_on_the_waveform_regenerates_from_there(page: Page, live_server) -> None:
@@ -121,7 +123,7 @@ def test_a_loop_plays_gaplessly_in_the_loop_preview(page: Page, live_server) -> 
     expect(player).to_have_attribute("data-loop-preview", "off")
 
 
-def test_the_timeline_makes_one_job_of_segments(page: Page, live_server) -> None:
+def test_the_timeline_makes_one_job_of_segments(page: Page, live_server, screenshot) -> None:
     open_app(page, live_server)
     setting(page, "preview").uncheck()
     add = page.locator("[data-action=segment-add]")
@@ -136,6 +138,7 @@ def test_the_timeline_makes_one_job_of_segments(page: Page, live_server) -> None
     rows.nth(2).locator("[data-action=segment-remove]").click()
     expect(rows).to_have_count(2)
     expect(page.locator("[data-role=timeline-total]")).to_contain_text("3 s")
+    screenshot("workflow-form", page.locator("[data-role=workflow]"))
     message = generate(page, "a short song", duration=1)
     meta = track_meta(page, message.get_attribute("data-track"))
     assert [(part["prompt"], part["start_seconds"]) for part in meta["segments"]] == [("intro", 0.0), ("verse", 1.0)]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from flask_socketio import SocketIO
 
 from . import modelcache, protocol
+from .composing import CONTINUATION_PROMPT_STEP_SECONDS
 from .config import data_dir
 from .engines import MusicEngine, create_engine
 from .engines.demucs import DemucsSplitter, Splitter
@@ -135,8 +136,14 @@ class Services:
                                                f"is gone; upload it again") from None
         for field_name, track_name in (("continue_track", parsed.continue_track),
                                        ("melody_track", parsed.melody_track)):
-            if track_name is not None and self.store.get(track_name) is None:
+            track = self.store.get(track_name) if track_name is not None else None
+            if track_name is not None and track is None:
                 raise RequestError(field_name, f"there is no track {track_name!r} in the library (deleted?)")
+            length = track.meta.get("duration_seconds") if track is not None else None
+            if field_name == "continue_track" and parsed.cut_at is not None and isinstance(length, (int, float)) \
+                    and not CONTINUATION_PROMPT_STEP_SECONDS <= parsed.cut_at < length:
+                raise RequestError("cut_at", f"cut_at must lie inside the track: from "
+                                             f"{CONTINUATION_PROMPT_STEP_SECONDS:g} s to before its {length:g} s")
 
     def enqueue_generation(self, parsed: GenerationRequest, sid: str | None, owner: str | None) -> tuple[Job, int]:
         """Queue a validated request and announce it before the worker can send anything about it.

@@ -132,6 +132,8 @@ def test_regenerate_from_here_keeps_the_audio_before_the_cut_and_the_length(env,
     assert prompt.shape[-1] == int(1.5 * rate), "the audio before the cut is the prompt"
     refused(env, "cut_at", cut_at=1.0)
     refused(env, "cut_at", continue_track=base["name"], cut_at=-1)
+    refused(env, "cut_at", continue_track=base["name"], cut_at=3.0)
+    refused(env, "cut_at", continue_track=base["name"], cut_at=0.2)
 
 
 def test_a_loop_lasts_exactly_its_bars_and_records_its_cut(env, prompts):

@@ -67,8 +67,7 @@ def model_prompt(request: GenerationRequest, text: str | None = None) -> str:
 
 
 def new_audio_seconds(request: GenerationRequest, duration: int, clip: AudioClip | None, source_samples: int) -> float:
-    """Seconds of new audio to generate: a little more than a loop, a length in bars or a regenerated tail needs,
-    so it can be cut to the sample; the segments' sum for a song; else ``duration``."""
+    """Seconds of new audio to generate: a little more where the length is cut to the sample afterwards."""
     if request.segments:
         return float(sum(segment.seconds for segment in request.segments))
     if request.loop is not None:
@@ -139,8 +138,9 @@ class Composer:
         outputs = []
         for index in range(spec.batch):
             single = replace(spec, batch=1, seed=spec.seed + index)
-            outputs.append(self.engine.generate(single, scaled(on_step, index / spec.batch, 1 / spec.batch),
-                                                on_preview if index == 0 else None))
+            output = self.engine.generate(single, scaled(on_step, index / spec.batch, 1 / spec.batch),
+                                          on_preview if index == 0 else None)
+            outputs.append(replace(output, take=index))
         return Composed(outputs, False, [])
 
     def song(self, spec: GenerationSpec, request: GenerationRequest, on_step: StepCallback,

@@ -71,10 +71,26 @@ def test_takes_that_do_not_fit_in_memory_run_one_by_one_with_their_own_seeds(env
     assert sizes == [(2, 40), (1, 40), (1, 41)]
     metas = [env.meta(take) for take in done["takes"]]
     assert [meta["group_batched"] for meta in metas] == [False, False]
+    assert [meta["group_index"] for meta in metas] == [0, 1]
+    assert [meta["parameters"]["seed"] for meta in metas] == [40, 41] and [t["seed"] for t in done["takes"]] == [40, 41]
     assert "batch_seed" not in metas[0]["parameters"]
     single = env.generate(values={"seed": 41})
     np.testing.assert_array_equal(env.read(done["takes"][1])[0], env.read(single)[0],
                                   err_msg="an unbatched take is the single job of its seed")
+
+
+def test_takes_run_one_by_one_are_each_decoded_by_mbd(env, monkeypatch):
+    real = env.engine.generate
+
+    def generate(spec, on_step, on_preview=None):
+        if spec.batch > 1:
+            raise MemoryError("out of memory")
+        return real(spec, on_step, on_preview)
+
+    monkeypatch.setattr(env.engine, "generate", generate)
+    done = env.generate(variations=2, mbd=True, values={"seed": 44})
+    metas = [env.meta(take) for take in done["takes"]]
+    assert [meta["parameters"]["multi_band_diffusion"]["status"] for meta in metas] == ["applied", "applied"]
 
 
 @pytest.mark.parametrize("value", [0, 9, "x", 2.5, True])

@@ -325,7 +325,9 @@ class AudiocraftEngine:
         if output.tokens is None:
             raise EngineError("Multi-Band Diffusion needs the generated tokens")
         mbd = self._load_mbd()
-        tokens = output.tokens[output.take:output.take + 1]  # a batched generation's tokens hold every take
+        tokens = output.tokens
+        if tokens.shape[0] > 1:  # a batched generation's tokens hold every take
+            tokens = tokens[output.take:output.take + 1]
         compression = self._model.compression_model if self._model is not None else None
         split_stereo = getattr(compression, "get_left_right_codes", None)
         on_step(0.0)

@@ -17,7 +17,8 @@ from typing import IO
 import numpy as np
 
 from . import autotune, modelcache, protocol
-from .audio import dsp, loudness, output
+from .audio import codecs, dsp, loops, loudness, output
+from .composing import Composed, Composer, continuation_prompt, model_prompt, new_audio_seconds, workflow_fields
 from .engines import AudioClip, GenerationOutput, GenerationSpec, MusicEngine
 from .jobs import Job
 from .models import ModelCatalog, ModelInfo
@@ -28,14 +29,10 @@ from .tasks import Effective, GenerateTask
 from .uploads import UploadStore
 from .version import __version__
 from .worker import JobCancelled, Progress
+from .workflow import bars_seconds
 
 log = logging.getLogger(__name__)
 
-#: Longest clip tail used as the continuation prompt: audiocraft needs it strictly shorter than 30 s.
-MAX_CONTINUATION_PROMPT_SECONDS = 29.5
-#: The continuation prompt is cut to whole multiples of this (25 codec frames): such durations are exact
-#: in binary floating point, so audiocraft's ``int(duration * frame_rate)`` never loses a frame.
-CONTINUATION_PROMPT_STEP_SECONDS = 0.5
 MBD_IMPL = "audiocraft_mbd"
 
 
@@ -83,6 +80,8 @@ class Rendered:
     fields: dict
     generate_seconds: float
     new_seconds: float
+    seed: int
+    top: dict
 
 
 class GenerationRunner:
@@ -99,7 +98,10 @@ class GenerationRunner:
         self.unload_after = unload_after
 
     def run(self, job: Job, progress: Progress) -> dict:
-        """Generate, post-process and commit one track; returns the ``on_finish_audio`` fields."""
+        """Generate, post-process and commit the job's tracks; returns the ``on_finish_audio`` fields.
+
+        With variations the fields are take 0's, and ``takes`` lists every take's.
+        """
         task = job.task
         assert isinstance(task, GenerateTask), "the worker routes generate jobs here"
         request = task.request
@@ -112,15 +114,17 @@ class GenerationRunner:
             if self.engine.loaded_model != model.key:
                 self._download(model, progress)
             self.engine.ensure_loaded(model, lambda name: progress.phase(name, 0.0, 0.05))
-            rendered = self._render(job, task, model, progress)
+            takes = self._render(job, task, model, progress)
             progress.phase("writing", 0.95, 1.0)
-            track = self._commit(job, task, model, rendered, started)
+            tracks = [self._commit(job, task, model, rendered, started) for rendered in takes]
         finally:
             self.preview.close(job.id)
             if self.unload_after:
                 self.engine.unload()
-        return {"prompt": request.prompt, "filename": track.pair()[0], "json_filename": track.pair()[1],
-                "name": track.base, "seed": task.seed, "meta": track.meta}
+        results = [{"prompt": request.prompt, "filename": track.pair()[0], "json_filename": track.pair()[1],
+                    "name": track.base, "seed": rendered.seed, "meta": track.meta}
+                   for track, rendered in zip(tracks, takes, strict=True)]
+        return {**results[0], "takes": results} if len(results) > 1 else results[0]
 
     @staticmethod
     def _download(model: ModelInfo, progress: Progress) -> None:
@@ -131,59 +135,121 @@ class GenerationRunner:
         modelcache.fetch(model, lambda done, total: progress.update(
             done / total if total else 0.0, {"downloaded_bytes": done, "total_bytes": total}))
 
-    def _render(self, job: Job, task: GenerateTask, model: ModelInfo, progress: Progress) -> Rendered:
-        """Render the audio; an append job that fails says so and fails (never a plain track claiming an append)."""
+    def _render(self, job: Job, task: GenerateTask, model: ModelInfo, progress: Progress) -> list[Rendered]:
+        """Render every take; an append job that fails says so and fails (never a plain track claiming an append)."""
         request = task.request
         try:
             return self._render_audio(job, task, model, progress)
         except JobCancelled:
             raise
         except Exception as exc:
-            if request.continuation is None:
+            if request.continuation is None and request.continue_track is None:
                 raise
             reason = str(exc) or type(exc).__name__
             self.emit(protocol.CONTINUATION_APPLIED, {
                 "job_id": job.id, "prompt": request.prompt, "error": reason,
-                "continuation_source": self.uploads.display_name(request.continuation)})
+                "continuation_source": self._source_name(request)})
             raise ContinuationError(f"the continuation failed: {reason}") from exc
 
-    def _render_audio(self, job: Job, task: GenerateTask, model: ModelInfo, progress: Progress) -> Rendered:
-        """Run the engine (and MBD, append) and shape the audio for the requested output."""
+    def _source_name(self, request: GenerationRequest) -> str | None:
+        """What the track continues: a library track's name, or the uploaded clip's file name."""
+        return request.continue_track or self.uploads.display_name(request.continuation)
+
+    def _render_audio(self, job: Job, task: GenerateTask, model: ModelInfo, progress: Progress) -> list[Rendered]:
+        """Run the engine (takes or song segments), then MBD, append, loop and shape each take for its file."""
         request, effective = task.request, task.effective
-        melody = self._clip(request.audio_prompt)
-        clip = self._clip(request.continuation)
+        melody = self._track_clip(request.melody_track) if request.melody_track else self._clip(request.audio_prompt)
+        clip, source_samples = self._continued_clip(request)
         prompt_clip = continuation_prompt(clip, self.engine.sample_rate) if clip else None
-        duration = effective.duration + (prompt_clip.seconds if prompt_clip else 0.0)
+        new_seconds = new_audio_seconds(request, effective.duration, clip, source_samples)
         spec = GenerationSpec(
-            model=model, prompt=request.prompt, duration=duration, top_k=request.top_k, top_p=request.top_p,
-            temperature=effective.temperature, cfg_coef=effective.cfg_coef, seed=task.seed,
-            melody=melody, continuation=prompt_clip, return_tokens=request.mbd)
+            model=model, prompt=model_prompt(request),
+            duration=new_seconds + (prompt_clip.seconds if prompt_clip else 0.0), top_k=request.top_k,
+            top_p=request.top_p, temperature=effective.temperature, cfg_coef=effective.cfg_coef,
+            seed=task.seed, melody=melody, continuation=prompt_clip, return_tokens=request.mbd,
+            batch=request.variations)
         generate_end = 0.75 if request.mbd else 0.9
         progress.phase("generating", 0.05, generate_end)
         rate = self.engine.sample_rate
         on_preview = (lambda start, samples: self.preview.publish(job, start, samples, rate)) if request.preview \
             else None
         generate_started = time.perf_counter()
-        output = self.engine.generate(spec, progress.update, on_preview)
+        composer = Composer(self.engine)
+        composed = composer.song(spec, request, progress.update, on_preview) if request.segments \
+            else composer.takes(spec, progress.update, on_preview)
         generate_seconds = time.perf_counter() - generate_started
+        return [self._shape(job, task, output, composed, (clip, prompt_clip, source_samples), progress,
+                            generate_end, generate_seconds) for output in composed.outputs]
+
+    def _shape(self, job: Job, task: GenerateTask, output: GenerationOutput, composed: Composed,
+               continued: tuple[AudioClip | None, AudioClip | None, int], progress: Progress, generate_end: float,
+               generate_seconds: float) -> Rendered:
+        """Decode (MBD), append or loop one take and shape it for the requested output.
+
+        ``continued`` is the clip continued, the part of it the model heard and the source's length in samples.
+        """
+        request = task.request
+        clip, prompt_clip, source_samples = continued
         new_audio, mbd_info = self._decode(output, request, progress, generate_end)
         fields: dict = {"multi_band_diffusion": mbd_info}
         if output.decoder is not None:
             fields["decoder"] = output.decoder
         progress.phase("postprocessing", 0.9, 0.95)
+        top = workflow_fields(request, job.id, output.take, composed, clip, source_samples)
         if clip is not None and prompt_clip is not None:
             joined, native_rate = self._append(job, request, clip, prompt_clip, new_audio, output.sample_rate, fields)
             rate = output_rate(request, native_rate)
             audio, target = dsp.resample(joined, native_rate, rate), None  # the new part was matched to the clip
+            if request.cut_at is not None:  # regenerate from here keeps the source's own length
+                audio = audio[:, :round(source_samples * rate / native_rate)]
         else:
             rate = output_rate(request, output.sample_rate)
             audio, target = dsp.resample(new_audio, output.sample_rate, rate), request.target_lufs
+            audio = self._exact_length(request, audio, rate, top)
         fields["channels_original"] = int(audio.shape[0])
         # Normalised and measured as written (final channels and rate), so the JSON states what the file holds.
         audio, fields["loudness"] = loudness.normalize_loudness(
             dsp.to_output_channels(audio, keep_mono=request.keep_mono), rate, target_lufs=target,
             ceiling_dbtp=protocol.TRUE_PEAK_CEILING_DBTP)
-        return Rendered(audio, rate, fields, generate_seconds, new_audio.shape[1] / output.sample_rate)
+        seed = task.seed + output.take
+        return Rendered(audio, rate, fields, generate_seconds, new_audio.shape[1] / output.sample_rate, seed, top)
+
+    @staticmethod
+    def _exact_length(request: GenerationRequest, audio: np.ndarray, rate: int, top: dict) -> np.ndarray:
+        """Cut a loop (seamless, exact) or a length in bars (exact) out of the slightly longer generation."""
+        if request.loop is not None:
+            looped, cut = loops.make_loop(audio, rate, request.loop.seconds)
+            top["loop"].update(cut)
+            return looped
+        if request.bars is not None and request.bpm is not None:
+            return audio[:, :round(bars_seconds(request.bars, request.bpm) * rate)]
+        return audio
+
+    def _continued_clip(self, request: GenerationRequest) -> tuple[AudioClip | None, int]:
+        """The clip the new audio continues (an upload, or a library track up to ``cut_at``) and its source's length.
+
+        Returns:
+            ``(clip or None, samples of the whole source at the clip's rate)``.
+        """
+        if request.continue_track is None:
+            clip = self._clip(request.continuation)
+            return clip, 0 if clip is None else clip.samples.shape[1]
+        clip = self._track_clip(request.continue_track)
+        total = clip.samples.shape[1]
+        if request.cut_at is None:
+            return clip, total
+        keep = round(request.cut_at * clip.sample_rate)
+        if keep >= total:
+            raise ValueError(f"cut_at ({request.cut_at:g} s) is past the end of {request.continue_track!r}")
+        return AudioClip(clip.samples[:, :keep], clip.sample_rate), total
+
+    def _track_clip(self, name: str) -> AudioClip:
+        """A library track's samples, found by name inside the audio folder (never by a client path)."""
+        path = self.store.audio_of(name) if self.store.get(name) is not None else None
+        if path is None:
+            raise ValueError(f"the track {name!r} is no longer in the library")
+        samples, rate = codecs.read_audio(path)
+        return AudioClip(samples, rate)
 
     def _clip(self, upload_id: str | None) -> AudioClip | None:
         """Load an uploaded clip from its saved file by upload id (never by a client path or URL)."""
@@ -231,12 +297,12 @@ class GenerationRunner:
         """
         matched, loudness_fields = loudness.match_loudness(clip.samples, new_audio)
         fields.update(loudness_fields)
-        original, new_part = match_channels(clip.samples, dsp.resample(matched, rate, clip.sample_rate))
+        original, new_part = dsp.match_channels(clip.samples, dsp.resample(matched, rate, clip.sample_rate))
         fields.update({"append_mode": True, "continuation_original_seconds": round(clip.seconds, 3),
                        "continuation_prompt_seconds": round(prompt_clip.seconds, 3)})
         self.emit(protocol.CONTINUATION_APPLIED, {
             "job_id": job.id, "prompt": request.prompt,
-            "continuation_source": self.uploads.display_name(request.continuation),
+            "continuation_source": self._source_name(request),
             "continuation_original_seconds": fields["continuation_original_seconds"]})
         return np.concatenate([original, new_part], axis=1), clip.sample_rate
 
@@ -257,7 +323,7 @@ class GenerationRunner:
             return meta
 
         written = output.encode_track(rendered.audio, rendered.sample_rate, request.format, describe)
-        seed = None if request.seed == protocol.AUTO_SEED else task.seed
+        seed = None if request.seed == protocol.AUTO_SEED else rendered.seed
         base = base_name(model.key, seed, request.artist, when)
         return self.store.commit(base, written.format, lambda handle: write_all(handle, written.data), written.record)
 
@@ -270,7 +336,7 @@ class GenerationRunner:
             "temperature": effective.temperature,
             "cfg_coef": effective.cfg_coef,
             "duration": effective.duration,
-            "seed": task.seed,
+            "seed": rendered.seed,
             "seed_requested": request.seed,
             "format_requested": request.format,
             **encoded_fields,
@@ -278,8 +344,8 @@ class GenerationRunner:
             "sample_rate_requested": request.sample_rate,
             "channels": int(rendered.audio.shape[0]),
             "keep_mono": request.keep_mono,
-            "audio_prompt": self.uploads.display_name(request.audio_prompt),
-            "continuation_source": self.uploads.display_name(request.continuation),
+            "audio_prompt": request.melody_track or self.uploads.display_name(request.audio_prompt),
+            "continuation_source": self._source_name(request),
             "append_mode": False,
             "auto_tune": task.auto_tune,
             **rendered.fields,
@@ -290,6 +356,8 @@ class GenerationRunner:
             parameters["stem_split"] = {"requested": request.stem_split, "status": "queued"}
         if task.clamped:
             parameters["clamped"] = task.clamped
+        if rendered.top.get("group_batched"):  # the takes shared one random stream: the group reruns them
+            parameters["batch_seed"] = task.seed
         return {
             "model": model.key,
             "model_id": model.source if not model.custom else model.key,
@@ -301,54 +369,13 @@ class GenerationRunner:
             "parameters": parameters,
             "request": request.as_json(),
             "waveform": dsp.waveform_peaks(rendered.audio),
+            **rendered.top,
         }
 
 
 def output_rate(request: GenerationRequest, native_rate: int) -> int:
     """The sample rate to write: the requested one, or ``native_rate`` (model or clip rate) for "original"."""
     return native_rate if request.sample_rate == "original" else int(request.sample_rate)
-
-
-def continuation_prompt(clip: AudioClip, model_rate: int) -> AudioClip:
-    """The clip's last (up to 29.5) seconds at the model rate, cut to a whole multiple of 0.5 s.
-
-    Cutting at the start keeps the clip's end, so the model's new audio begins exactly where the
-    clip ends and the original clip can be put back in front without a gap.
-
-    Args:
-        clip: float32 ``[C, T]`` at its own rate.
-        model_rate: the model's sample rate, Hz.
-
-    Returns:
-        float32 ``[C, T']`` at ``model_rate``, T' a multiple of 0.5 s.
-
-    Raises:
-        ValueError: when the clip is shorter than 0.5 s.
-    """
-    samples = dsp.resample(clip.samples, clip.sample_rate, model_rate)
-    step = int(CONTINUATION_PROMPT_STEP_SECONDS * model_rate)
-    keep = min(samples.shape[1], int(MAX_CONTINUATION_PROMPT_SECONDS * model_rate))
-    keep -= keep % step
-    if keep <= 0:
-        raise ValueError(f"the continuation clip lasts {clip.seconds:.2f} s; it must last at least "
-                         f"{CONTINUATION_PROMPT_STEP_SECONDS:g} s")
-    return AudioClip(samples[:, samples.shape[1] - keep:], model_rate)
-
-
-def match_channels(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Give two ``[C, T]`` signals the same channel count before joining them.
-
-    Mono is repeated to the other's count; otherwise both keep only the channels they share
-    (the first ``min(C1, C2)``), as the original app did.
-    """
-    if first.shape[0] == second.shape[0]:
-        return first, second
-    if first.shape[0] == 1:
-        return np.repeat(first, second.shape[0], axis=0), second
-    if second.shape[0] == 1:
-        return first, np.repeat(second, first.shape[0], axis=0)
-    shared = min(first.shape[0], second.shape[0])
-    return first[:shared], second[:shared]
 
 
 def write_all(handle: IO[bytes], data: bytes) -> None:

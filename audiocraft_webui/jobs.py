@@ -94,11 +94,15 @@ class Job:
 
 
 def without_track_meta(job: dict) -> dict:
-    """A job description without the track JSON in its result (the file on disk has it; it is large)."""
+    """A job description without the track JSONs in its result, its takes' too (the files on disk have them)."""
     result = job.get("result")
     if not isinstance(result, dict) or "meta" not in result:
         return job
-    return {**job, "result": {key: value for key, value in result.items() if key != "meta"}}
+    trimmed = {key: value for key, value in result.items() if key != "meta"}
+    if isinstance(result.get("takes"), list):
+        trimmed["takes"] = [{key: value for key, value in take.items() if key != "meta"}
+                            for take in result["takes"] if isinstance(take, dict)]
+    return {**job, "result": trimmed}
 
 
 class JobQueue:

@@ -12,7 +12,9 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
+from . import workflow
 from .models import ModelCatalog
+from .workflow import Loop, Segment, WorkflowError
 
 Choice = TypeVar("Choice", str, int, str | int)
 
@@ -105,6 +107,15 @@ class GenerationRequest:
     loudness: str = DEFAULT_LOUDNESS
     audio_prompt: str | None = None
     continuation: str | None = None
+    variations: int = 1
+    continue_track: str | None = None
+    melody_track: str | None = None
+    cut_at: float | None = None
+    loop: Loop | None = None
+    bpm: int | None = None
+    key: str = ""
+    bars: int | None = None
+    segments: tuple[Segment, ...] = ()
     clamped: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -122,7 +133,7 @@ class GenerationRequest:
     def from_json(cls, data: dict) -> GenerationRequest:
         """Rebuild a request stored by :meth:`as_json` (trusted: written by this server)."""
         names = {f.name for f in fields(cls)} - {"clamped"}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**workflow.from_json({k: v for k, v in data.items() if k in names}))
 
 
 def _number(name: str, raw: object) -> float:
@@ -235,12 +246,27 @@ def parse_generation_request(payload: object, catalog: ModelCatalog) -> Generati
     numbers: dict[str, Any] = {name: _ranged(name, merged[name], clamped) for name in RANGES
                                if merged.get(name) not in (None, "")}
     audio_prompt = upload_ref("audio_prompt", payload.get("audio_prompt", payload.get("audioPromptUrl")))
-    if audio_prompt and not model.melody:
-        raise RequestError("audio_prompt", f"model {model.key!r} cannot use an audio prompt; choose a melody model")
     append = _flag("appendContinuation", payload.get("appendContinuation", payload.get("append")), False)
     continuation = upload_ref("continuation", payload.get("continuation", payload.get("continuationUrl")))
     if append and continuation is None:
         raise RequestError("continuation", "append is on but no continuation clip was uploaded")
+    try:
+        extra = workflow.parse_workflow(payload, MAX_PROMPT_CHARS)
+    except WorkflowError as exc:
+        raise RequestError(exc.field, str(exc)) from None
+    if (extra["melody_track"] or audio_prompt) and not model.melody:
+        raise RequestError("melody_track" if extra["melody_track"] else "audio_prompt",
+                           f"model {model.key!r} cannot use an audio prompt; choose a melody model")
+    if extra["melody_track"] and audio_prompt:
+        raise RequestError("melody_track", "give one melody: an uploaded clip or a track, not both")
+    if extra["continue_track"] and append:
+        raise RequestError("continue_track", "give one clip to continue: an uploaded clip or a track, not both")
+    continues = append or extra["continue_track"] is not None
+    if extra["loop"] and continues:
+        raise RequestError("loop", "a loop is made from new audio only; drop the clip to continue")
+    if extra["segments"] and (continues or audio_prompt or extra["melody_track"] or _flag("mbd", payload.get("mbd"),
+                                                                                        False)):
+        raise RequestError("segments", "a song structure is text only: no clip, melody or Multi-Band Diffusion")
 
     return GenerationRequest(
         prompt=prompt,
@@ -259,6 +285,7 @@ def parse_generation_request(payload: object, catalog: ModelCatalog) -> Generati
         continuation=continuation if append else None,
         clamped=clamped,
         **numbers,
+        **extra,
     )
 
 

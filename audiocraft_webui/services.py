@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from flask_socketio import SocketIO
 
 from . import modelcache, protocol
+from .composing import CONTINUATION_PROMPT_STEP_SECONDS
 from .config import data_dir
 from .engines import MusicEngine, create_engine
 from .engines.demucs import DemucsSplitter, Splitter
@@ -115,7 +116,8 @@ class Services:
             names: the clips' original file names by field, when known (a deleted upload lost its own).
 
         Raises:
-            RequestError: naming the field (``model``, ``audio_prompt`` or ``continuation``).
+            RequestError: naming the field (``model``, ``audio_prompt``, ``continuation``, ``continue_track`` or
+                ``melody_track``).
         """
         model = self.catalog.resolve(parsed.model)
         if model is None:
@@ -132,6 +134,16 @@ class Services:
                 name = (names or {}).get(field_name) or self.uploads.display_name(upload_id)
                 raise RequestError(field_name, f"the uploaded clip {name!r} ({field_name.replace('_', ' ')}) "
                                                f"is gone; upload it again") from None
+        for field_name, track_name in (("continue_track", parsed.continue_track),
+                                       ("melody_track", parsed.melody_track)):
+            track = self.store.get(track_name) if track_name is not None else None
+            if track_name is not None and track is None:
+                raise RequestError(field_name, f"there is no track {track_name!r} in the library (deleted?)")
+            length = track.meta.get("duration_seconds") if track is not None else None
+            if field_name == "continue_track" and parsed.cut_at is not None and isinstance(length, (int, float)) \
+                    and not CONTINUATION_PROMPT_STEP_SECONDS <= parsed.cut_at < length:
+                raise RequestError("cut_at", f"cut_at must lie inside the track: from "
+                                             f"{CONTINUATION_PROMPT_STEP_SECONDS:g} s to before its {length:g} s")
 
     def enqueue_generation(self, parsed: GenerationRequest, sid: str | None, owner: str | None) -> tuple[Job, int]:
         """Queue a validated request and announce it before the worker can send anything about it.

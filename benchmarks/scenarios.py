@@ -38,6 +38,7 @@ from .procs import (
     set_affinity,
     timed_process,
 )
+from .variations import variations_speed
 from .worker import worker_ipc, worker_memory
 
 T = TypeVar("T")
@@ -78,6 +79,8 @@ class Profile:
         decoders: the decode loops compared side by side (:mod:`.decoders`): model key, seconds of audio per
             timed run, runs per setting, frames per quality prefix; None where ``--gpu`` measures them instead.
         decoders_threads: torch threads of that comparison (0: torch's choice, every core).
+        variations: model key, seconds of audio, takes and pairs of the variations scenario (one batched job
+            of N takes against N single jobs).
     """
 
     name: str
@@ -103,6 +106,7 @@ class Profile:
     decode_seconds: int = 10
     decoders: tuple[str, float, int, int] | None = ("small", 3.0, 2, 50)
     decoders_threads: int = 0
+    variations: tuple[str, int, int, int] = ("small", 2, 4, 2)
 
 
 #: Repo of the tiny model in every hub kind: ``musicgen-large`` stays tiny in all of them.
@@ -598,4 +602,4 @@ def decoders(hub: Path, work: Path, profile: Profile) -> dict:
 #: Scenarios that run on a server or process of their own, so ``--only`` can run them alone.
 FOCUSED: dict[str, Callable[[Path, Path, Profile], dict]] = {
     "preview": preview_cost, "library": library_speed, "worker_ipc": worker_ipc, "worker_memory": worker_memory,
-    "decoders": decoders}
+    "decoders": decoders, "variations": variations_speed}

@@ -110,6 +110,23 @@ def test_the_client_generates_with_progress_lists_and_splits(server, tmp_path):
     assert sorted(path.name for path in (tmp_path / "stems").iterdir()) == ["drums.wav", "no_drums.wav"]
 
 
+def test_the_client_saves_every_take_and_makes_loops(server, tmp_path):
+    take = tmp_path / "take.wav"
+    done = run_client(server, "generate", "client takes", "--duration", "1", "--seed", "40", "--takes", "2",
+                      "--out", str(take))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(tmp_path / "take-A.wav"), str(tmp_path / "take-B.wav")]
+    first, second = (sf.read(tmp_path / f"take-{letter}.wav")[0] for letter in "AB")
+    assert first.shape == second.shape and not (first == second).all()
+    loop = tmp_path / "loop.wav"
+    looped = run_client(server, "generate", "client loop", "--bpm", "96", "--loop", "1", "--beats-per-bar", "3",
+                        "--out", str(loop))
+    assert looped.returncode == 0, looped.stderr
+    assert sf.info(loop).frames == round(3 * 60 / 96 * 32000)
+    refused = run_client(server, "generate", "x", "--bpm", "96", "--loop", "0")
+    assert refused.returncode == 2 and "loop.bars" in refused.stderr
+
+
 def test_the_client_cancels_and_says_why_a_request_is_refused(server, tmp_path):
     client = Client(server.url)
     created = client.call("POST", "/generations", {"prompt": "long", "duration": 300, "auto_tune": False})

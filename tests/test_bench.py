@@ -35,6 +35,7 @@ FIGURES = [
     ("decoders", "default_speedup"), ("decoders", "speed", "audiocraft fp32", "seconds_per_audio_second"),
     ("decoders", "speed", "static int8", "speedup"), ("decoders", "quality", "mean_kl_nats", "bf16"),
     ("decoders", "quality", "mean_kl_nats", "int8"), ("decoders", "memory", "cache_30s_window", "medium", "fp16_mb"),
+    ("variations", "ratio"), ("variations", "batched_s", "median"), ("variations", "singles_s", "median"),
 ]
 
 

@@ -140,3 +140,17 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return out
 
 
+def match_channels(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Give two ``[C, T]`` signals the same channel count before joining them.
+
+    Mono is repeated to the other's count; otherwise both keep only the channels they share
+    (the first ``min(C1, C2)``), as the original app did.
+    """
+    if first.shape[0] == second.shape[0]:
+        return first, second
+    if first.shape[0] == 1:
+        return np.repeat(first, second.shape[0], axis=0), second
+    if second.shape[0] == 1:
+        return first, np.repeat(second, first.shape[0], axis=0)
+    shared = min(first.shape[0], second.shape[0])
+    return first[:shared], second[:shared]

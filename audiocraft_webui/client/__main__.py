@@ -71,6 +71,7 @@ def generate(client: Client, args: argparse.Namespace) -> int:
     body = {"prompt": args.prompt, "model": args.model, "duration": args.duration, "seed": args.seed,
             "format": fmt, "top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature,
             "cfg_coef": args.cfg, "artist": args.artist, "loudness": args.loudness, "stem_split": args.stems}
+    body.update(workflow_fields(args))
     if args.melody:
         body["audio_prompt"] = client.upload(Path(args.melody), "melody")["id"]
     if args.continue_from:
@@ -83,10 +84,25 @@ def generate(client: Client, args: argparse.Namespace) -> int:
     if final.get("state") != "done":
         return failed(final)
     result = final["result"]
-    target = out or Path(result["audio_url"].rsplit("/", 1)[-1])
-    client.download(result["audio_url"], target)
-    print(target)
+    takes = result.get("takes") or [result]
+    for index, take in enumerate(takes):
+        target = out or Path(take["audio_url"].rsplit("/", 1)[-1])
+        if out and len(takes) > 1:  # take.wav -> take-A.wav, take-B.wav ...
+            target = out.with_name(f"{out.stem}-{chr(65 + index)}{out.suffix}")
+        client.download(take["audio_url"], target)
+        print(target)
     return 0
+
+
+def workflow_fields(args: argparse.Namespace) -> dict:
+    """The workflow fields of a generation (README, "Workflow fields"), from the command line."""
+    fields = {"variations": args.takes, "bpm": args.bpm, "key": args.key, "continue_track": args.extend,
+              "cut_at": args.cut_at}
+    if args.loop is not None:
+        fields["loop"] = {"bars": args.loop, "bpm": args.bpm, "beats_per_bar": args.beats_per_bar}
+    else:
+        fields["bars"] = args.bars
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def stems(client: Client, args: argparse.Namespace) -> int:
@@ -156,6 +172,14 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--stems", choices=("vocals", "drums", "bass", "other", "all"), help="split it afterwards")
     gen.add_argument("--melody", metavar="FILE", help="condition a melody model on this clip")
     gen.add_argument("--continue", dest="continue_from", metavar="FILE", help="continue this clip")
+    gen.add_argument("--takes", type=int, metavar="N", help="N takes (1-8) in one batched pass: FILE-A, FILE-B ...")
+    gen.add_argument("--bpm", type=int, help="tempo, added to the prompt (needed by --bars and --loop)")
+    gen.add_argument("--key", help="key and scale added to the prompt, e.g. 'C minor'")
+    gen.add_argument("--bars", type=int, help="length in bars of 4 beats at --bpm, exact")
+    gen.add_argument("--loop", type=int, metavar="BARS", help="a seamless loop of BARS bars at --bpm")
+    gen.add_argument("--beats-per-bar", type=int, default=4, help="beats per bar of --loop (default: 4)")
+    gen.add_argument("--extend", metavar="TRACK", help="continue this track of the library by --duration seconds")
+    gen.add_argument("--cut-at", type=float, metavar="SECONDS", help="with --extend: regenerate it from here")
     gen.add_argument("--out", metavar="FILE", help="where to save it (default: the server's name, here)")
     gen.set_defaults(run=generate)
     listing = commands.add_parser("list", help="list the tracks, newest first")

@@ -29,7 +29,7 @@ from .base import (
 )
 from .codecstream import PreviewStream, decode_in_windows
 from .decoding import DEFAULT_CPU_WEIGHTS, DecoderChoice
-from .tokentap import StreamingError
+from .tokentap import FirstTake, StreamingError
 
 if TYPE_CHECKING:
     from audiocraft.modules.codebooks_patterns import CodebooksPatternProvider
@@ -261,9 +261,10 @@ class AudiocraftEngine:
         model.set_custom_progress_callback(WindowProgress(steps, on_step))
         preview = self._preview_stream(model, spec, on_preview)
         use = self._decoding.choose(model, spec.model.key, self.device)
+        sink = FirstTake(preview) if preview is not None and spec.batch > 1 else preview
         seed_everything(spec.seed)
         try:
-            with windowed_decode(model), self._decoding.decoding(model, use, preview):
+            with windowed_decode(model), self._decoding.decoding(model, use, sink):
                 result = self._run(model, spec)
         finally:
             model.set_custom_progress_callback(None)
@@ -271,8 +272,10 @@ class AudiocraftEngine:
             preview.finish()  # a long-form job may end a frame short of int(duration * frame_rate)
         audio, tokens = result if spec.return_tokens else (result, None)
         hop = model.sample_rate / frame_rate
-        return GenerationOutput(audio=audio[0].detach().float().cpu().numpy(), sample_rate=model.sample_rate,
-                                tokens=tokens, prompt_samples=int(round(prompt_frames * hop)), decoder=use.record())
+        takes = audio.detach().float().cpu().numpy()
+        return GenerationOutput(audio=takes[0], sample_rate=model.sample_rate, tokens=tokens,
+                                prompt_samples=int(round(prompt_frames * hop)), decoder=use.record(),
+                                takes=tuple(takes) if spec.batch > 1 else ())
 
     def _preview_stream(self, model, spec: GenerationSpec,
                         on_preview: PreviewCallback | None) -> PreviewStream | None:
@@ -287,21 +290,25 @@ class AudiocraftEngine:
             return None
 
     def _run(self, model, spec: GenerationSpec):
-        """Call the right audiocraft entry point for text, melody or continuation."""
+        """Call the right audiocraft entry point for text, melody or continuation, for ``spec.batch`` takes."""
         import torch
 
         def tensor(samples: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).to(self.device)
 
+        def batch(samples: np.ndarray) -> torch.Tensor:  # the same clip for every take: [B, C, T]
+            return tensor(samples)[None].expand(spec.batch, -1, -1)
+
+        prompts = [spec.prompt] * spec.batch
         if spec.continuation is not None:
             clip = spec.continuation
-            return model.generate_continuation(tensor(clip.samples)[None], clip.sample_rate, [spec.prompt],
+            return model.generate_continuation(batch(clip.samples), clip.sample_rate, prompts,
                                                progress=True, return_tokens=spec.return_tokens)
         if spec.melody is not None:
             clip = spec.melody
-            return model.generate_with_chroma([spec.prompt], tensor(clip.samples)[None], clip.sample_rate,
+            return model.generate_with_chroma(prompts, batch(clip.samples), clip.sample_rate,
                                               progress=True, return_tokens=spec.return_tokens)
-        return model.generate([spec.prompt], progress=True, return_tokens=spec.return_tokens)
+        return model.generate(prompts, progress=True, return_tokens=spec.return_tokens)
 
     def decode_mbd(self, output: GenerationOutput, on_step: StepCallback) -> np.ndarray:
         """Decode tokens with Multi-Band Diffusion (cached), stereo codes split into left and right.
@@ -319,6 +326,8 @@ class AudiocraftEngine:
             raise EngineError("Multi-Band Diffusion needs the generated tokens")
         mbd = self._load_mbd()
         tokens = output.tokens
+        if tokens.shape[0] > 1:  # a batched generation's tokens hold every take
+            tokens = tokens[output.take:output.take + 1]
         compression = self._model.compression_model if self._model is not None else None
         split_stereo = getattr(compression, "get_left_right_codes", None)
         on_step(0.0)

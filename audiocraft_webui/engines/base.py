@@ -8,7 +8,7 @@ Audio crosses this boundary as ``np.float32`` ``[C, T]`` in [-1, 1] with its sam
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -52,6 +52,7 @@ class GenerationSpec:
     Exactly one of top_k / top_p is active: ``top_p > 0`` wins, otherwise ``top_k`` is used.
     ``duration`` is the length of the output in seconds; with ``continuation`` it includes the clip
     prompt (audiocraft's semantics), the app computes it from the clip length plus the new part.
+    ``batch`` takes of the same spec are generated in one pass (one random stream seeded with ``seed``).
     """
 
     model: ModelInfo
@@ -66,6 +67,7 @@ class GenerationSpec:
     continuation: AudioClip | None = None
     return_tokens: bool = False
     extend_stride: float = 18.0
+    batch: int = 1
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,9 @@ class GenerationOutput:
 
     With a continuation prompt, the first ``prompt_samples`` samples are the codec's reconstruction
     of the prompt and the rest is new audio. ``decoder`` says which decode loop made the tokens, on which
-    device and with which weight precision (the track JSON's ``parameters.decoder``).
+    device and with which weight precision (the track JSON's ``parameters.decoder``). A batched generation
+    holds every take's audio in ``takes`` (``audio`` is take 0) and every take's tokens; ``take`` says which
+    of them an output split off by :meth:`split` stands for.
     """
 
     audio: np.ndarray
@@ -82,6 +86,14 @@ class GenerationOutput:
     tokens: Any = None
     prompt_samples: int = 0
     decoder: dict | None = None
+    takes: tuple[np.ndarray, ...] = ()
+    take: int = 0
+
+    def split(self) -> list[GenerationOutput]:
+        """One output per take (sharing the tokens, each naming its ``take``); ``[self]`` when not batched."""
+        if len(self.takes) <= 1:
+            return [self]
+        return [replace(self, audio=audio, takes=(), take=index) for index, audio in enumerate(self.takes)]
 
 
 class MusicEngine(Protocol):

@@ -41,6 +41,21 @@ class TokenSink(Protocol):
         """Newly complete frames ``[B, K, T_new]``, in output-time order, each frame exactly once."""
 
 
+class FirstTake:
+    """A sink passing on take 0 of a batch only: the preview follows the first take of a batched generation."""
+
+    def __init__(self, sink: TokenSink) -> None:
+        self._sink = sink
+
+    def on_prompt(self, frames: torch.Tensor) -> None:
+        """Take 0's context frames."""
+        self._sink.on_prompt(frames[:1])
+
+    def on_frames(self, frames: torch.Tensor) -> None:
+        """Take 0's new frames."""
+        self._sink.on_frames(frames[:1])
+
+
 class FrameAssembler:
     """Fill one window's codes ``[B, K, T]`` step by step; return the frames each step completes."""
 

@@ -140,11 +140,15 @@ class StemService:
         return job, position
 
     def after_job(self, job: Job) -> None:
-        """Worker hook: a finished generation that asked for stems gets its split queued right away."""
+        """Worker hook: a finished generation that asked for stems gets its split queued right away (every take's)."""
         target = job.task.request.stem_split if isinstance(job.task, GenerateTask) else None
         if not target or job.state is not JobState.DONE or not job.result:
             return
-        name = job.result["name"]
+        for take in job.result.get("takes") or [job.result]:
+            self._split_new(job, take["name"], target)
+
+    def _split_new(self, job: Job, name: str, target: str) -> None:
+        """Queue the split of a track the job just made; a refusal is written in its JSON and announced."""
         # The track is brand new: a stem folder under its name is an orphan (e.g. of a quarantined track).
         self.tracks.discard(name)
         try:

@@ -48,6 +48,7 @@ def record_problem(meta: object) -> str | None:
     except ValidationError as exc:
         return "request." + ".".join(str(part) for part in exc.errors()[0]["loc"])
     # Lax validation converts ("30" -> 30); a stored value that needed converting has the wrong type.
-    wrong = [name for name, value in record.request.items()
-             if name in _REQUEST_FIELDS and getattr(request, name) != value]
+    # Compared in JSON form, where a tuple of segments is a list and a loop an object.
+    stored = _REQUEST.dump_python(request, mode="json")
+    wrong = [name for name, value in record.request.items() if name in _REQUEST_FIELDS and stored[name] != value]
     return f"request.{wrong[0]}" if wrong else None

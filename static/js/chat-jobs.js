@@ -90,6 +90,7 @@ function ackNotes(ack) {
 function refuse(chat, record, error = { type: "unknown" }) {
   update(chat, record, { state: "refused", error }, true);
   release(chat, record);
+  nextInList(chat, "refused");
   if (error.field) emit("settings:field-error", { field: error.field });
 }
 
@@ -127,8 +128,27 @@ export function bindJobEvents(chat) {
   // The server sends audio_json_pairs only on connect, right before that connection's queue snapshot.
   on("audio_json_pairs", () => { chat.connectSnapshot = true; });
   on("job:submit", ({ text, payload }) => startJob(chat, { text }, () => request("submit_sliders", payload)));
+  on("job:submit-list", ({ items }) => {
+    if (chat.pending.size) return;
+    chat.list = items.slice(1);
+    submitItem(chat, items[0]);
+  });
   on("composer:rerun", ({ name, prompt, preview }) => startJob(chat, { text: prompt, rerun: true }, () => request("rerun", { name, preview })));
   on("composer:cancel", () => cancelPending(chat));
+}
+
+function submitItem(chat, { text, payload }) {
+  startJob(chat, { text }, () => request("submit_sliders", payload));
+}
+
+/** A prompt list goes on with its next prompt once a job ends; a cancel or a refusal drops the rest. */
+function nextInList(chat, state) {
+  const rest = chat.list ?? [];
+  chat.list = [];
+  if (rest.length && !["cancelled", "refused"].includes(state)) {
+    chat.list = rest.slice(1);
+    submitItem(chat, rest[0]);
+  }
 }
 
 /** Events can name a job before the submit's ack does: keep them until the ack arrives. */
@@ -160,9 +180,10 @@ function finish(chat, payload) {
     return;
   }
   const done = payload.state === "done";
+  const takes = payload.takes?.map((take) => ({ track: take.name, audio: take.filename, json: take.json_filename, seed: take.seed }));
   update(chat, record, done
     ? { state: "done", progress: 1, seed: payload.seed, track: payload.name, audio: payload.filename, json: payload.json_filename,
-      error: undefined, ...timingFields(payload.meta?.timing) }
+      takes, error: undefined, ...timingFields(payload.meta?.timing) }
     : { state: payload.state, error: payload.error ?? undefined });
   const user = chat.records.find((item) => item.reply === record.id);
   if (done && user) user.track = payload.name;
@@ -170,7 +191,8 @@ function finish(chat, payload) {
   if (!chat.pending.has(record.id)) return;
   release(chat, record);
   emit("job:finished", { jobId: payload.job_id, state: payload.state, seed: payload.seed, text: user?.text, rerun: Boolean(user?.rerun) });
-  if (done) emit("track:show", { name: payload.name, audio: payload.filename, json: payload.json_filename, meta: payload.meta, reveal: true });
+  if (done) emit("track:show", { name: payload.name, audio: payload.filename, json: payload.json_filename, meta: payload.meta, takes: record.takes, reveal: true });
+  nextInList(chat, payload.state);
 }
 
 /**

@@ -51,7 +51,8 @@ function bindUiEvents(chat) {
   delegate(chat.log, "click", "[data-action=open-track]", (event, link) => {
     if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
     event.preventDefault();
-    emit("track:open", { name: link.dataset.track, audio: link.dataset.audio, json: link.dataset.json });
+    const takes = chat.records.find((record) => link.dataset.group && record.job === link.dataset.group)?.takes;
+    emit("track:open", { name: link.dataset.track, audio: link.dataset.audio, json: link.dataset.json, takes });
   });
   delegate(chat.log, "click", "[data-action=open-stems]", (event, button) => {
     const { source, set, label } = button.dataset;

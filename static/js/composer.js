@@ -4,7 +4,7 @@
  * as the server counts, shown by a counter) is refused here, a dropped audio file is offered to restore or
  * becomes an upload, and Submit / Cancel follow the chat's double-submit guard (`composer:busy`). The box
  * empties when a job is accepted and gets its prompt back when that job fails, is cancelled or is lost.
- * Emits `job:submit {text, payload}` and `composer:cancel`.
+ * Emits `job:submit {text, payload}` (or `job:submit-list {items}`: one prompt per line) and `composer:cancel`.
  * @module composer
  */
 import { emit, on } from "./bus.js";
@@ -78,23 +78,29 @@ function showCount(composer) {
   composer.count.dataset.kind = count > composer.max ? "error" : "";
 }
 
+/** Submit the prompt; with "One prompt per line" each non-empty line is a job of its own, run in order. */
 function send(composer) {
   if (composer.busy) return;
+  const { prompt_list: list, ...settings } = getSettings();
   const prompt = composer.prompt.value.trim();
+  const prompts = list ? prompt.split("\n").map((line) => line.trim()).filter(Boolean) : [prompt];
   if (!prompt) {
     showHint(composer, "composer.empty", "error");
     composer.prompt.focus();
     return;
   }
-  if (length(prompt) > composer.max) {
-    translate(composer.hint, "composer.too_long", { count: length(prompt), max: composer.max });
+  const longest = Math.max(...prompts.map(length));
+  if (longest > composer.max) {
+    translate(composer.hint, "composer.too_long", { count: longest, max: composer.max });
     composer.hint.dataset.kind = "error";
     composer.prompt.setAttribute("aria-invalid", "");
     composer.prompt.focus();
     return;
   }
   showHint(composer, "composer.hint");
-  emit("job:submit", { text: prompt, payload: { ...getSettings(), prompt } });
+  const items = prompts.map((text) => ({ text, payload: { ...settings, prompt: text } }));
+  if (items.length > 1) emit("job:submit-list", { items });
+  else emit("job:submit", items[0]);
 }
 
 /** Enter (without Shift) in the prompt, or Ctrl/Cmd+Enter anywhere but a dialog: one listener for both. */

@@ -10,6 +10,8 @@ import { emit, on } from "./bus.js";
 import { $, assetUrl, fileName, formatTime } from "./dom.js";
 import { t } from "./i18n.js";
 import { initLive, isLive, leaveLive, liveView, setLiveVolume, toggleLive } from "./player-live.js";
+import { initLoopPreview, showLoopPreview } from "./player-loop.js";
+import { initTakes, resumeAt, showTakes } from "./player-takes.js";
 import { getSettings } from "./settings.js";
 import { load, save } from "./store.js";
 
@@ -43,6 +45,8 @@ export function initPlayer(root) {
   player.audio.volume = Number.isFinite(volume) ? Math.min(Math.max(volume, 0), 1) : 1;
   player.volume.value = String(player.audio.volume);
   player.live = initLive(player, { enabled: () => getSettings().preview, render: () => render(player) });
+  player.takes = initTakes(box);
+  player.loopPreview = initLoopPreview(box);
   bindControls(player);
   bindAudio(player);
   bindSeeking(player);
@@ -63,12 +67,16 @@ function loadTrack(player, track) {
   player.handover = null;
   const url = assetUrl(track.audio);
   const carry = leaveLive(player.live, track);
+  const keep = track.keepPosition ? { time: player.audio.currentTime, playing: !player.audio.paused } : null;
   player.name = track.name;
   player.peaks = Array.isArray(track.meta?.waveform) ? track.meta.waveform.map(Number) : [];
   player.audio.src = url;
   player.download.href = url;
   player.download.download = fileName(track.audio);
+  showTakes(player.takes, track);
+  showLoopPreview(player.loopPreview, track, url);
   if (carry) handOver(player, carry);
+  else if (keep) resumeAt(player.audio, keep);
   render(player);
 }
 

@@ -146,7 +146,26 @@ function resultNode(record) {
     }),
     record.seed !== undefined && record.seed !== null ? tEl("span", "job.seed", { seed: record.seed }, { className: "job-seed" }) : null,
   ]);
-  return timing ? [result, tEl("p", timing.key, timing.vars, { className: "job-timing", data: { role: "job-timing" } })] : [result];
+  const nodes = record.takes?.length > 1 ? [result, takesNode(record)] : [result];
+  return timing ? [...nodes, tEl("p", timing.key, timing.vars, { className: "job-timing", data: { role: "job-timing" } })] : nodes;
+}
+
+/**
+ * The letter of take `index` (A, B, C ...), as the chat and the player's A/B switch name takes.
+ * @param {number} index from 0
+ * @returns {string}
+ */
+export function takeLetter(index) {
+  return String.fromCharCode(65 + index);
+}
+
+/** The takes of a group, side by side: one link each, opening it in the player (which then switches A/B). */
+function takesNode(record) {
+  return el("p", { className: "job-takes", data: { role: "job-takes" } }, record.takes.map((take, index) => el("a", {
+    className: "take-link", text: takeLetter(index),
+    attrs: { href: assetUrl(take.audio), title: `${fileName(take.audio)} · ${t("job.seed", { seed: take.seed })}` },
+    data: { action: "open-track", track: take.track, json: take.json, audio: take.audio, group: record.job },
+  })));
 }
 
 /**

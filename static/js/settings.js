@@ -13,6 +13,7 @@ import { $, $$, delegate, el } from "./dom.js";
 import { getJson } from "./http.js";
 import { errorOf, hasKey, t, translate } from "./i18n.js";
 import { modelOptions, showModelStatus } from "./settings-models.js";
+import { initWorkflow, workflowFields } from "./settings-workflow.js";
 import { load, save } from "./store.js";
 
 const STORE_KEY = "settings.v1";
@@ -39,6 +40,7 @@ let uploads = { audioPrompt: null, continuation: null, append: false };
 export function initSettings(root, boot) {
   form = $("[data-role=settings]", root);
   models = boot.models;
+  initWorkflow(form);
   fillChoices(boot);
   configureRanges(boot.ranges);
   const saved = load(STORE_KEY, null);
@@ -70,7 +72,9 @@ export function initSettings(root, boot) {
  * The form as `submit_sliders` fields (everything but the prompt).
  * @returns {{model: string, values: {duration: number, top_k: number, top_p: number, temperature: number, cfg_coef: number, seed: number},
  *   format: string, sample_rate: string, loudness: string, keep_mono: boolean, auto_tune: boolean, mbd: boolean, preview: boolean,
- *   stem_split: string, artist: string, audio_prompt: string|null, appendContinuation: boolean, continuation: string|null}}
+ *   stem_split: string, artist: string, audio_prompt: string|null, appendContinuation: boolean, continuation: string|null,
+ *   prompt_list: boolean, variations: number, bpm: number|null, key: string, bars: number|null, loop: object|null,
+ *   segments: object[], melody_track: string|null, continue_track: string|null}}
  */
 export function getSettings() {
   const v = readValues();
@@ -93,6 +97,8 @@ export function getSettings() {
     audio_prompt: modelInfo(v.model)?.melody ? uploads.audioPrompt : null,
     appendContinuation: append,
     continuation: append ? uploads.continuation : null,
+    prompt_list: v.prompt_list,
+    ...workflowFields(v, Boolean(modelInfo(v.model)?.melody)),
   };
 }
 
@@ -140,6 +146,7 @@ function defaults(boot) {
     format: boot.formats[0], sample_rate: boot.sample_rates[0], stereo: true, auto_tune: true, mbd: false,
     loudness: boot.loudness_targets.includes(DEFAULT_LOUDNESS) ? DEFAULT_LOUDNESS : boot.loudness_targets[0],
     preview: true, stem_split: "", artist_enabled: false, artist: "",
+    variations: 1, bpm: "", key: "", bars: "", loop: false, beats_per_bar: 4, prompt_list: false,
   };
 }
 
@@ -154,12 +161,22 @@ function fromRequest(request) {
     stem_split: request.stem_split, artist: request.artist, artist_enabled: request.artist ? true : undefined,
     loudness: request.loudness,
   };
+  Object.assign(values, workflowValues(request));
   if (typeof request.top_p === "number") values.sampling = request.top_p > 0 ? "top_p" : "top_k";
   if (typeof request.seed === "number") {
     values.seed_auto = request.seed === AUTO_SEED;
     if (request.seed >= 0) values.seed = request.seed;
   }
   return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined && value !== null));
+}
+
+/** The workflow fields of a stored request as form values (a loop gives its bars, tempo and metre back). */
+function workflowValues(request) {
+  const loop = request.loop && typeof request.loop === "object" ? request.loop : null;
+  return {
+    variations: request.variations, key: request.key, loop: loop ? true : undefined,
+    bpm: loop?.bpm ?? request.bpm, bars: loop?.bars ?? request.bars, beats_per_bar: loop?.beats_per_bar,
+  };
 }
 
 // ---- reading and writing the form -------------------------------------------------------------
@@ -288,7 +305,8 @@ function showLastSeed(seed) {
 }
 
 function markInvalid(field) {
-  const target = RANGE_NAMES.includes(field) ? pair(field).number : control(field);
+  const name = field?.startsWith("loop.") ? field.slice("loop.".length) : field; // the loop's bpm and bars are the form's
+  const target = RANGE_NAMES.includes(name) ? pair(name).number : control(name);
   target?.setAttribute("aria-invalid", "true");
 }
 

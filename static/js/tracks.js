@@ -13,6 +13,7 @@ import { getJson, postJson } from "./http.js";
 import { errorOf } from "./i18n.js";
 import { liveHeadNodes, trackHeadNodes, trackParamNodes } from "./render.js";
 import { getSettings } from "./settings.js";
+import { initTrackWorkflow } from "./tracks-workflow.js";
 
 const NARROW = "(max-width: 760px)";
 const REVEAL_DELAY_MS = 250;
@@ -54,6 +55,7 @@ export function initTracks(root) {
     if (view.current) showTrack(view, view.current);
   });
   delegate(view.card, "click", "[data-action]", (event, button) => onAction(view, button));
+  initTrackWorkflow(view, getSettings);
   $("[data-action=clear-all]", root).addEventListener("click", clearAll);
 }
 

@@ -24,15 +24,22 @@ KEEPALIVE_SECONDS = 10.0
 ACTIVE = (JobState.QUEUED, JobState.RUNNING)
 
 
+def take_view(result: dict) -> dict:
+    """A track a generation made, with its URLs."""
+    return {"name": result["name"], "audio_url": "/" + result["filename"], "json_url": "/" + result["json_filename"],
+            "seed": result["seed"]}
+
+
 def result_view(job: dict, meta: bool) -> dict | None:
     """A job's result as the API shows it: a generation's track with its URLs (and record), or a split's stems."""
     result = job.get("result")
     if not result:
         return None
     if job["kind"] == GenerateTask.kind:
-        return {"name": result["name"], "audio_url": "/" + result["filename"],
-                "json_url": "/" + result["json_filename"], "seed": result["seed"],
-                "meta": result.get("meta") if meta else None}
+        view = {**take_view(result), "meta": result.get("meta") if meta else None}
+        if result.get("takes"):
+            view["takes"] = [take_view(take) for take in result["takes"]]
+        return view
     return {"name": result.get("name"), "id": result.get("id"), "target": result.get("target"),
             "stems": result.get("stems", [])}
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from ... import protocol
+from ... import protocol, workflow
 from ...jobs import JobState
 from ...storage.library import MAX_LIMIT, MAX_QUERY_CHARS
 
@@ -37,6 +37,22 @@ class Strict(BaseModel):
     """A model that refuses fields it does not know."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class LoopBody(Strict):
+    """A loop: the track lasts exactly ``bars x beats_per_bar x 60 / bpm`` seconds and joins its start."""
+
+    bars: int = Field(ge=1, le=workflow.MAX_BARS)
+    bpm: int = Field(ge=workflow.BPM_RANGE[0], le=workflow.BPM_RANGE[1])
+    beats_per_bar: int = Field(workflow.DEFAULT_BEATS_PER_BAR, ge=workflow.BEATS_PER_BAR_RANGE[0],
+                               le=workflow.BEATS_PER_BAR_RANGE[1])
+
+
+class SegmentBody(Strict):
+    """One part of a song structure, continuing the previous part with its own prompt."""
+
+    prompt: str = Field(min_length=1, max_length=protocol.MAX_PROMPT_CHARS, pattern=r"\S")
+    seconds: int = Field(ge=1, le=workflow.MAX_TOTAL_SECONDS)
 
 
 class GenerationBody(Strict):
@@ -67,6 +83,27 @@ class GenerationBody(Strict):
     continuation: str | None = Field(None, pattern=UPLOAD_ID_PATTERN,
                                      description="Upload id of a clip to continue: the track is the clip and "
                                                  "its continuation.")
+    variations: int = Field(1, ge=1, le=workflow.MAX_VARIATIONS,
+                            description="Takes of this request (seeds s .. s+N-1), one track each, one `group`.")
+    continue_track: str | None = Field(None, max_length=workflow.MAX_TRACK_NAME_CHARS,
+                                       pattern=workflow.TRACK_NAME.pattern,
+                                       description="A track to continue by `duration` seconds (its samples "
+                                                   "come first, untouched); with `cut_at`, regenerate from there.")
+    melody_track: str | None = Field(None, max_length=workflow.MAX_TRACK_NAME_CHARS,
+                                     pattern=workflow.TRACK_NAME.pattern,
+                                     description="A track used as the melody prompt (melody models only).")
+    cut_at: float | None = Field(None, gt=0, description="Seconds of `continue_track` kept; the rest is "
+                                                         "generated again, to the track's own length.")
+    loop: LoopBody | None = Field(None, description="Make a seamless loop of an exact number of bars.")
+    bpm: int | None = Field(None, ge=workflow.BPM_RANGE[0], le=workflow.BPM_RANGE[1],
+                            description="Tempo, added to the prompt (\"..., 120 bpm\").")
+    key: str = Field("", pattern=f"^$|{workflow.KEY_PATTERN.pattern}",
+                     description="Key and scale, added to the prompt (e.g. 'C minor').")
+    bars: int | None = Field(None, ge=1, le=workflow.MAX_BARS,
+                             description="Length in bars of 4 beats at `bpm` (exact to the sample).")
+    segments: tuple[SegmentBody, ...] = Field((), max_length=workflow.MAX_SEGMENTS,
+                                              description="A song structure: each segment continues the previous "
+                                                          "audio with its own prompt (at most 300 s together).")
 
 
 class Clamp(BaseModel):
@@ -123,14 +160,24 @@ class StemFile(BaseModel):
     url: str
 
 
+class TakeResult(BaseModel):
+    """One take of a generation with `variations`."""
+
+    name: str
+    audio_url: str
+    json_url: str
+    seed: int
+
+
 class GenerationResult(BaseModel):
-    """The track a generation made."""
+    """The track a generation made (with `variations`: take A's, and every take in `takes`)."""
 
     name: str
     audio_url: str
     json_url: str
     seed: int
     meta: dict | None = Field(None, description="The track's JSON record (left out of the queue listing).")
+    takes: list[TakeResult] | None = Field(None, description="Every take in order (only with `variations` > 1).")
 
 
 class StemResult(BaseModel):

@@ -6,7 +6,17 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from .ui import JOB_TIMEOUT_MS, SYSTEM_MESSAGES, USER_MESSAGES, generate, open_app, set_number, setting, wait_state
+from .ui import (
+    JOB_TIMEOUT_MS,
+    SYSTEM_MESSAGES,
+    USER_MESSAGES,
+    generate,
+    open_app,
+    set_number,
+    setting,
+    submit,
+    wait_state,
+)
 
 AUDIO = "document.querySelector('[data-role=player-audio]')"
 
@@ -104,8 +114,11 @@ def test_a_loop_plays_gaplessly_in_the_loop_preview(page: Page, live_server) -> 
     open_app(page, live_server)
     setting(page, "preview").uncheck()
     setting(page, "bpm").fill("120")
-    setting(page, "bars").fill("1")
     setting(page, "loop").check()
+    refused = submit(page, "a loop without its bars")
+    wait_state(refused, "refused")
+    expect(refused).to_contain_text("loop.bars")
+    setting(page, "bars").fill("1")
     message = generate(page, "loop me: four on the floor", duration=1)
     meta = track_meta(page, message.get_attribute("data-track"))
     assert meta["duration_seconds"] == 2.0 and meta["loop"]["bpm"] == 120

@@ -212,7 +212,8 @@ class GenerationRunner:
             dsp.to_output_channels(audio, keep_mono=request.keep_mono), rate, target_lufs=target,
             ceiling_dbtp=protocol.TRUE_PEAK_CEILING_DBTP)
         seed = task.seed + output.take
-        return Rendered(audio, rate, fields, generate_seconds, new_audio.shape[1] / output.sample_rate, seed, top)
+        made = new_audio.shape[1] / output.sample_rate * len(composed.outputs)  # the pass made every take's audio
+        return Rendered(audio, rate, fields, generate_seconds, made, seed, top)
 
     @staticmethod
     def _exact_length(request: GenerationRequest, audio: np.ndarray, rate: int, top: dict) -> np.ndarray:

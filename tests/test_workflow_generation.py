@@ -42,6 +42,8 @@ def test_variations_are_takes_of_one_batched_pass_with_consecutive_seeds(env, pr
         assert meta["group"] == done["job_id"] and meta["group_index"] == index and meta["group_size"] == 3
         assert meta["group_batched"] is True and meta["parameters"]["seed"] == 700 + index
         assert meta["parameters"]["batch_seed"] == 700 and meta["request"]["variations"] == 3
+        timing = meta["timing"]
+        assert timing["realtime_factor"] == pytest.approx(timing["generate_seconds"] / 3, rel=0.01), "3 s in all"
         audio.append(env.read(take)[0])
     assert len({take["name"] for take in takes}) == 3, "three tracks"
     assert not np.array_equal(audio[0], audio[1]) and not np.array_equal(audio[1], audio[2])

@@ -53,7 +53,8 @@ export function workflowFields(values, melody) {
   const whole = (raw) => (raw === "" || raw === undefined || raw === null ? null : Number(raw));
   const bpm = whole(values.bpm);
   const bars = whole(values.bars);
-  const loop = values.loop && bpm && bars ? { bars, bpm, beats_per_bar: whole(values.beats_per_bar) ?? 4 } : null;
+  // A loop missing its bars or tempo is still sent: the server names the missing field.
+  const loop = values.loop ? { bars, bpm, beats_per_bar: whole(values.beats_per_bar) ?? 4 } : null;
   return {
     variations: whole(values.variations) ?? 1,
     bpm,

@@ -6,7 +6,17 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from .ui import JOB_TIMEOUT_MS, SYSTEM_MESSAGES, USER_MESSAGES, generate, open_app, set_number, setting, wait_state
+from .ui import (
+    JOB_TIMEOUT_MS,
+    SYSTEM_MESSAGES,
+    USER_MESSAGES,
+    generate,
+    open_app,
+    set_number,
+    setting,
+    submit,
+    wait_state,
+)
 
 AUDIO = "document.querySelector('[data-role=player-audio]')"
 
@@ -66,7 +76,7 @@ def test_a_click_on_the_waveform_regenerates_from_there(page: Page, live_server)
     first = generate(page, "regenerate me: calm pad", duration=2)
     name = first.get_attribute("data-track")
     regenerate = page.locator("[data-workflow=regenerate]")
-    click_waveform_at(page, 0.5)
+    click_waveform_at(page, 0.6)  # 1.2 s: away from a whole second, where the label could round either way
     expect(regenerate).to_be_enabled()
     expect(regenerate).to_have_text(re.compile(r"^Regenerate from 0:01$"))
     count = page.locator(SYSTEM_MESSAGES).count()
@@ -74,7 +84,7 @@ def test_a_click_on_the_waveform_regenerates_from_there(page: Page, live_server)
     message = page.locator(SYSTEM_MESSAGES).nth(count)
     wait_state(message, "done")
     meta = track_meta(page, message.get_attribute("data-track"))
-    assert meta["regenerated_from"]["track"] == name and abs(meta["regenerated_from"]["cut_at"] - 1.0) < 0.1
+    assert meta["regenerated_from"]["track"] == name and abs(meta["regenerated_from"]["cut_at"] - 1.2) < 0.1
     assert meta["duration_seconds"] == 2.0, "the same length as before"
 
 
@@ -104,8 +114,11 @@ def test_a_loop_plays_gaplessly_in_the_loop_preview(page: Page, live_server) -> 
     open_app(page, live_server)
     setting(page, "preview").uncheck()
     setting(page, "bpm").fill("120")
-    setting(page, "bars").fill("1")
     setting(page, "loop").check()
+    refused = submit(page, "a loop without its bars")
+    wait_state(refused, "refused")
+    expect(refused).to_contain_text("loop.bars")
+    setting(page, "bars").fill("1")
     message = generate(page, "loop me: four on the floor", duration=1)
     meta = track_meta(page, message.get_attribute("data-track"))
     assert meta["duration_seconds"] == 2.0 and meta["loop"]["bpm"] == 120

@@ -14,10 +14,13 @@ from pathlib import Path
 
 from audiocraft_webui.config import REPO_ROOT
 
-from . import report, scenarios
+from . import focused, profiles, report, scenarios
 from .hubs import REAL_MUSICGEN, ensure_hub
+from .memory import unload_memory
 
 RESULTS_DIR = REPO_ROOT / "bench-results"
+#: ``--only`` name of the scenarios that share one running app (:func:`.scenarios.run_app`).
+APP_SCENARIOS = "app"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,8 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=RESULTS_DIR,
                         help="where to make the run's scratch folder (data folders, logs, audio; default: %(default)s)")
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch folder afterwards")
-    parser.add_argument("--only", choices=sorted(scenarios.FOCUSED), action="append", default=[],
-                        help="run only this scenario (repeatable), on the profile's hub")
+    parser.add_argument("--only", choices=sorted([*focused.FOCUSED, APP_SCENARIOS]), action="append", default=[],
+                        help=f"run only this scenario (repeatable), on the profile's hub; {APP_SCENARIOS}: the "
+                             "app-vs-direct overheads, first progress, stems and the memory of a switch")
     parser.add_argument("--prepare", action="store_true",
                         help="only build the profile's model hub into --hubs and exit (a separate first step)")
     return parser.parse_args(argv)
@@ -57,12 +61,11 @@ def architectures(hub_kind: str) -> dict[str, str]:
     return labels
 
 
-def run(profile: scenarios.Profile, hub: Path, work: Path, only: list[str]) -> dict:
+def run(profile: profiles.Profile, hub: Path, work: Path, only: list[str]) -> dict:
     """Run every scenario of ``profile`` (or only those named) on ``hub`` and return the report (not yet written)."""
     started = time.perf_counter()
     facts = report.machine()
-    results = {name: scenarios.FOCUSED[name](hub, work, profile) for name in only} if only else everything(
-        profile, hub, work, facts)
+    results = focused_results(profile, hub, work, only) if only else everything(profile, hub, work, facts)
     facts["load_average_end"] = list(os.getloadavg())
     return {
         "bench": {"version": 1, "profile": profile.name, "created": datetime.now().isoformat(timespec="seconds"),
@@ -74,7 +77,28 @@ def run(profile: scenarios.Profile, hub: Path, work: Path, only: list[str]) -> d
     }
 
 
-def everything(profile: scenarios.Profile, hub: Path, work: Path, facts: dict) -> dict:
+def app_results(profile: profiles.Profile, hub: Path, work: Path) -> dict:
+    """The scenarios of one running app, and the memory of a switch against the larger model alone."""
+    results = scenarios.run_app(hub, work, profile, architectures(profile.hub))
+    memory = results["memory"]
+    memory["unload"] = unload_memory(hub, work, profile)
+    memory["switch"]["model_alone_peak_mb"] = memory["unload"]["model_alone_peak_mb"]
+    memory["switch"]["ratio"] = round(memory["switch"]["peak_mb"] / memory["unload"]["model_alone_peak_mb"], 4)
+    return results
+
+
+def focused_results(profile: profiles.Profile, hub: Path, work: Path, only: list[str]) -> dict:
+    """The scenarios named by ``--only``, in the order given."""
+    results: dict = {}
+    for name in only:
+        if name == APP_SCENARIOS:
+            results.update(app_results(profile, hub, work))
+        else:
+            results[name] = focused.FOCUSED[name](hub, work, profile)
+    return results
+
+
+def everything(profile: profiles.Profile, hub: Path, work: Path, facts: dict) -> dict:
     """Every scenario of a full run; GPU facts are added to ``facts``."""
     results: dict = {"ui_ready": scenarios.ui_ready(hub, work, profile),
                      "postprocess": scenarios.postprocess_speed(profile.postprocess_seconds, profile.postprocess_reps)}
@@ -83,19 +107,15 @@ def everything(profile: scenarios.Profile, hub: Path, work: Path, facts: dict) -
 
         facts["gpu"], sections = gpu.run(hub, work, profile)
         results.update(sections)
-    results.update(scenarios.run_app(hub, work, profile, architectures(profile.hub)))
-    memory = results["memory"]
-    memory["unload"] = scenarios.unload_memory(hub, work, profile)
-    memory["switch"]["model_alone_peak_mb"] = memory["unload"]["model_alone_peak_mb"]
-    memory["switch"]["ratio"] = round(memory["switch"]["peak_mb"] / memory["unload"]["model_alone_peak_mb"], 4)
-    results.update({name: focused(hub, work, profile) for name, focused in scenarios.FOCUSED.items()})
+    results.update(app_results(profile, hub, work))
+    results.update({name: scenario(hub, work, profile) for name, scenario in focused.FOCUSED.items()})
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, write the JSON and print the table."""
     args = parse_args(argv)
-    profile = scenarios.PROFILES["quick" if args.quick else "gpu" if args.gpu else "cpu"]
+    profile = profiles.PROFILES["quick" if args.quick else "gpu" if args.gpu else "cpu"]
     if args.threads is not None:
         profile = dataclasses.replace(profile, threads=args.threads)
     if args.pinned_pairs is not None:

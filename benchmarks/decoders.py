@@ -30,7 +30,7 @@ from audiocraft_webui.engines.decoding import DEFAULT_CPU_WEIGHTS
 
 from .hubs import offline_env
 from .procs import BenchError, answer_channel, log_tail
-from .scenarios import Profile
+from .profiles import Profile
 
 PROMPTS = ("lofi hip hop beat with mellow piano and soft drums", "epic orchestral trailer with choir",
            "funky bass line with slap and wah guitar", "ambient drone with field recordings")

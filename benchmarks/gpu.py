@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .hubs import offline_env
 from .procs import BenchError, answer_channel, log_tail
-from .scenarios import Profile
+from .profiles import Profile
 
 #: Published memory bandwidth in GB/s by a piece of the CUDA device name, most specific first
 #: (H100 SXM reports itself as "H100 80GB HBM3").

@@ -21,7 +21,7 @@ from audiocraft_webui.audio import codecs
 from .procs import BenchError, Server
 
 if TYPE_CHECKING:
-    from .scenarios import Profile
+    from .profiles import Profile
 
 TRACKS = 1000
 REQUESTS = 9

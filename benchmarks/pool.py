@@ -11,7 +11,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from .scenarios import couple_interval, pair_ratios
+from .stats import couple_interval, pair_ratios
 
 
 def couple_groups(run: dict) -> list[list[float]]:

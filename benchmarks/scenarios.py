@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import io
 import os
-import random
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -24,145 +22,29 @@ from audiocraft_webui import protocol
 from audiocraft_webui.audio import codecs, dsp, loudness
 from audiocraft_webui.jobs import RECENT_LIMIT
 
+from .appjobs import app_generate, generation_params, interleave
 from .hubs import offline_env
-from .library import library_speed
+from .memory import settled_memory, switch_peak
 from .procs import (
     AppClient,
-    BenchError,
     DirectProcess,
     JobTiming,
     Server,
     app_memory_mb,
     busiest_thread,
-    reset_app_peak,
     set_affinity,
     timed_process,
 )
-from .variations import variations_speed
-from .worker import worker_ipc, worker_memory
+from .profiles import TINY_KEY, Profile
+from .stats import couple_interval, cpu_ratio, pair_ratio, summary, wall_ratio, wall_ratios
 
 T = TypeVar("T")
 
-PROMPT = "lofi hip hop beat with mellow piano and soft drums"
-SEED = 1234
 #: What a "fresh process importing audiocraft" runs (the compat shims are needed for the import to work at all).
 IMPORT_AUDIOCRAFT = "from audiocraft_webui import compat; compat.install(); import audiocraft.models"
 MODEL_RATE = 32000
 POSTPROCESS_RATE = 48000
 STEM_RATE = 44100
-#: Seconds to let a finished job's clean-up settle before reading the server's RSS.
-SETTLE_SECONDS = 0.5
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How much one benchmark run measures.
-
-    Attributes:
-        name: ``quick`` (smoke test, tiny models), ``cpu`` or ``gpu``.
-        hub: the hub kind (see :mod:`.hubs`).
-        device: torch device for the server and the direct process.
-        threads: torch intra-op threads for both (the server's ``--threads``).
-        tiny_instances, tiny_reps, tiny_duration: fresh server-and-direct process couples, interleaved
-            pairs on each, and seconds of audio, for the tiny model.
-        tiny_dedicated_reps: further pairs on each couple with the server's worker thread and the direct
-            process on a CPU of their own (see :func:`on_dedicated_core`; 0: none).
-        real: seconds of audio per real-architecture model key, measured with ``real_reps`` pairs each.
-        switch: two model keys, the larger last: the server switches from the first to the second.
-        stem_seconds, stem_reps, cli_reps: clip length, app/direct pairs and CLI runs of the stem scenario.
-        ui_reps: server starts (and as many fresh ``import audiocraft.models`` processes).
-        postprocess_seconds, postprocess_reps: audio length and repetitions of the post-processing timing.
-        preview: model key, seconds of audio and pairs of the preview scenario (jobs with and without it).
-        memory_minutes, memory_generation: lengths of the files split and of the tiny-model generations
-            whose worker memory is measured.
-        decode_seconds: audio generated per model by the GPU decode timing (``--gpu`` only).
-        decoders: the decode loops compared side by side (:mod:`.decoders`): model key, seconds of audio per
-            timed run, runs per setting, frames per quality prefix; None where ``--gpu`` measures them instead.
-        decoders_threads: torch threads of that comparison (0: torch's choice, every core).
-        variations: model key, seconds of audio, takes and pairs of the variations scenario (one batched job
-            of N takes against N single jobs).
-    """
-
-    name: str
-    hub: str
-    device: str
-    threads: int
-    tiny_instances: int
-    tiny_reps: int
-    tiny_duration: int
-    tiny_dedicated_reps: int
-    real: dict[str, int]
-    real_reps: int
-    switch: tuple[str, str]
-    stem_seconds: float
-    stem_reps: int
-    cli_reps: int
-    ui_reps: int
-    postprocess_seconds: float
-    postprocess_reps: int
-    preview: tuple[str, int, int] = ("small", 2, 1)
-    memory_minutes: tuple[float, ...] = (0.5, 1.0)
-    memory_generation: tuple[int, ...] = (5, 35)
-    decode_seconds: int = 10
-    decoders: tuple[str, float, int, int] | None = ("small", 3.0, 2, 50)
-    decoders_threads: int = 0
-    variations: tuple[str, int, int, int] = ("small", 2, 4, 2)
-
-
-#: Repo of the tiny model in every hub kind: ``musicgen-large`` stays tiny in all of them.
-TINY_KEY = "large"
-
-
-def summary(samples: list[float], scale: float = 1.0, digits: int = 4) -> dict:
-    """``{"samples": [...], "median": m}``, each value times ``scale`` and rounded."""
-    return {"samples": [round(value * scale, digits) for value in samples],
-            "median": round(statistics.median(samples) * scale, digits)}
-
-
-def pair_ratios(app: list[float], direct: list[float]) -> list[float]:
-    """App time ÷ direct time of each interleaved pair."""
-    return [a / d for a, d in zip(app, direct, strict=True)]
-
-
-def pair_ratio(app: list[float], direct: list[float]) -> float:
-    """Median over interleaved pairs of app time ÷ direct time."""
-    return statistics.median(pair_ratios(app, direct))
-
-
-def couple_interval(groups: list[list[float]], rounds: int = 2000, seed: int = SEED) -> list[float]:
-    """95 % interval of the median of pooled pair ratios, resampling whole process couples (bootstrap).
-
-    A fresh process runs the model a few percent faster or slower for its whole life, so the couples,
-    not the pairs, are the independent draws: the interval shows how far another run of as many couples
-    may land on the same machine.
-
-    Args:
-        groups: each couple's pair ratios (app ÷ direct).
-    """
-    draw = random.Random(seed)
-    medians = sorted(statistics.median(ratio for group in draw.choices(groups, k=len(groups)) for ratio in group)
-                     for _ in range(rounds))
-    return [round(medians[int(rounds * 0.025)], 4), round(medians[int(rounds * 0.975) - 1], 4)]
-
-
-def wall_ratios(app: list[JobTiming], direct: list[dict]) -> list[float]:
-    """Each interleaved pair's app job wall time ÷ its direct run's."""
-    return pair_ratios([run.wall for run in app], [run["seconds"] for run in direct])
-
-
-def wall_ratio(app: list[JobTiming], direct: list[dict]) -> float:
-    """Median over interleaved pairs of an app job's wall time ÷ its direct run's, rounded."""
-    return round(statistics.median(wall_ratios(app, direct)), 4)
-
-
-def cpu_ratio(app: list[JobTiming], direct: list[dict]) -> float:
-    """Median CPU seconds of the server per app job ÷ median CPU seconds of the direct process per run.
-
-    CPU time hardly moves when other programs share the cores, so this ratio stays readable on a busy
-    machine where wall-clock ratios do not (it misses time spent waiting, e.g. for fsync).
-    """
-    return round(statistics.median(run.server_cpu for run in app)
-                 / statistics.median(run["cpu_seconds"] for run in direct), 4)
 
 
 def synth_audio(seconds: float, rate: int, channels: int = 2, seed: int = 0) -> np.ndarray:
@@ -174,35 +56,6 @@ def synth_audio(seconds: float, rate: int, channels: int = 2, seed: int = 0) -> 
     hits = rng.standard_normal(t.size) * np.exp(-((t % 0.5) * 30))
     mono = 0.25 * chord + 0.3 * bass + 0.2 * hits
     return np.stack([np.roll(mono, 37 * c) for c in range(channels)]).astype(np.float32)
-
-
-def generation_params(model: str, duration: int) -> dict:
-    """The generation both sides run: fixed seed, explicit sampling values, no auto-tune."""
-    return {"prompt": PROMPT, "model": model, "duration": duration, "seed": SEED, "top_k": 250, "top_p": 0.0,
-            "temperature": 1.0, "cfg_coef": 3.0}
-
-
-def app_generate(client: AppClient, params: dict) -> JobTiming:
-    """One ``submit_sliders`` job through the app, checked to have written its audio file and JSON.
-
-    Jobs make no preview unless ``params`` asks for one, so the overhead figures stay comparable across runs.
-    """
-    timing = client.run_job(protocol.SUBMIT_SLIDERS, {"preview": False, **params, "auto_tune": False,
-                                                      "format": "wav", "sample_rate": "original"},
-                            protocol.ON_FINISH_AUDIO, protocol.PROGRESS)
-    root = client.server.data_dir
-    for name in (timing.result.get("filename"), timing.result.get("json_filename")):
-        if not name or not (root / name).is_file():
-            raise BenchError(f"the job finished but {name!r} is not on disk")
-    return timing
-
-
-def interleave(reps: int, app: Callable[[int], None], direct: Callable[[int], None]) -> None:
-    """Run ``reps`` pairs, alternating which side goes first (A B, B A, ...)."""
-    for index in range(reps):
-        sides = (app, direct) if index % 2 == 0 else (direct, app)
-        for side in sides:
-            side(index)
 
 
 def interleaved_generations(client: AppClient, direct: DirectProcess, params: dict, reps: int,
@@ -438,12 +291,6 @@ def postprocess_speed(seconds: float, reps: int) -> dict:
             "worst_fraction": max(entry["fraction_of_duration"] for entry in formats.values())}
 
 
-def settled_memory(pid: int) -> dict[str, float]:
-    """The memory of the server and its worker after a short pause for clean-up, in MB."""
-    time.sleep(SETTLE_SECONDS)
-    return app_memory_mb(pid)
-
-
 def run_app(hub: Path, work: Path, profile: Profile, architectures: dict[str, str]) -> dict:
     """Everything that needs the running app: overheads, first progress, stems, memory of a switch.
 
@@ -485,38 +332,6 @@ def run_app(hub: Path, work: Path, profile: Profile, architectures: dict[str, st
     return results
 
 
-def preview_cost(hub: Path, work: Path, profile: Profile) -> dict:
-    """Listening while it generates: jobs with the preview against the same jobs without, interleaved on one
-    server, and the time to the first ``audio_preview`` against the time to generate one second of audio."""
-    key, seconds, reps = profile.preview
-    server = Server(hub, work / "preview-data", work / "preview-server.log", device=profile.device,
-                    threads=profile.threads)
-    try:
-        server.start()
-        client = AppClient(server)
-        params = generation_params(key, seconds)
-        app_generate(client, params)  # loads the model
-        with_preview: list[JobTiming] = []
-        without: list[JobTiming] = []
-        one_second: list[float] = []
-        interleave(reps, lambda _i: with_preview.append(app_generate(client, {**params, "preview": True})),
-                   lambda _i: without.append(app_generate(client, params)))
-        for _ in range(reps):
-            reference = app_generate(client, generation_params(key, 1))
-            one_second.append(reference.phases["postprocessing"])
-        client.close()
-    finally:
-        server.stop()
-    first_audio = [run.first_preview for run in with_preview if run.first_preview is not None]
-    if len(first_audio) != reps:
-        raise BenchError("a job asked for a preview and sent none")
-    return {"model": key, "audio_seconds": seconds, "pairs": reps,
-            "with_s": summary([run.wall for run in with_preview]), "without_s": summary([run.wall for run in without]),
-            "ratio": round(pair_ratio([run.wall for run in with_preview], [run.wall for run in without]), 4),
-            "first_audio_s": summary(first_audio), "first_second_s": summary(one_second),
-            "first_audio_ratio": round(statistics.median(first_audio) / statistics.median(one_second), 4)}
-
-
 def fill_history(client: AppClient) -> None:
     """Run short tiny jobs until the queue's history is full, so every measured job pays its steady-state cost.
 
@@ -535,71 +350,3 @@ def warm_up(client: AppClient, direct: DirectProcess, params: dict, work: Path) 
         warm.result()
 
 
-def switch_peak(client: AppClient, server: Server, profile: Profile) -> dict:
-    """Peak RSS while the server switches from the model it holds (the profile's first) to the larger one."""
-    first, second = profile.switch
-    exact = reset_app_peak(server.pid)
-    app_generate(client, generation_params(second, 1))
-    return {"from": first, "to": second, "peak_mb": app_memory_mb(server.pid)["peak"], "peak_reset": exact}
-
-
-def unload_memory(hub: Path, work: Path, profile: Profile) -> dict:
-    """RSS of a ``--unload-after-gen`` server before and after a job, and that job's peak (the model alone).
-
-    "Before" is after a tiny warm-up job: the runtime (torch, audiocraft) is imported and no model is held,
-    which is the state the server returns to after every unloading job.
-    """
-    server = Server(hub, work / "unload-data", work / "server-unload.log", device=profile.device,
-                    threads=profile.threads, flags=("--unload-after-gen",))
-    try:
-        server.start()
-        client = AppClient(server)
-        start = app_memory_mb(server.pid)["rss"]
-        app_generate(client, generation_params(TINY_KEY, 1))
-        before = settled_memory(server.pid)["rss"]
-        exact = reset_app_peak(server.pid)
-        model = profile.switch[1]
-        app_generate(client, generation_params(model, 1))
-        after = settled_memory(server.pid)
-        client.close()
-    finally:
-        server.stop()
-    return {"start_mb": start, "before_mb": before, "after_mb": after["rss"], "model": model,
-            "model_alone_peak_mb": after["peak"], "peak_reset": exact, "ratio": round(after["rss"] / before, 4)}
-
-
-#: The benchmark's profiles: ``quick`` checks that every figure is produced (tiny models, a minute);
-#: ``cpu`` is the full CPU run (about 20 minutes on two cores); ``gpu`` the real sizes on CUDA. None runs the
-#: dedicated-core pairs unless asked (``--pinned-pairs``): they are a diagnosis, not a target.
-PROFILES = {
-    "quick": Profile(name="quick", hub="tiny", device="cpu", threads=1, tiny_instances=1, tiny_reps=2,
-                     tiny_duration=5, tiny_dedicated_reps=0, real={"small": 2}, real_reps=1,
-                     switch=("small", "stereo-small"), stem_seconds=3.0, stem_reps=1, cli_reps=1, ui_reps=1,
-                     postprocess_seconds=5.0, postprocess_reps=1, preview=("small", 2, 1),
-                     decoders=("small", 1.0, 1, 10)),
-    "cpu": Profile(name="cpu", hub="cpu", device="cpu", threads=1, tiny_instances=12, tiny_reps=8,
-                   tiny_duration=30, tiny_dedicated_reps=0, real={"small": 2}, real_reps=3,
-                   switch=("small", "stereo-small"), stem_seconds=5.0, stem_reps=8, cli_reps=2, ui_reps=3,
-                   postprocess_seconds=30.0, postprocess_reps=3, preview=("small", 2, 3),
-                   memory_minutes=(5.0, 10.0, 20.0), memory_generation=(30, 300)),
-    "gpu": Profile(name="gpu", hub="gpu", device="cuda", threads=0, tiny_instances=2, tiny_reps=3,
-                   tiny_duration=10, tiny_dedicated_reps=0, real={"medium": 10, "small": 10}, real_reps=3,
-                   switch=("small", "medium"), stem_seconds=30.0, stem_reps=3, cli_reps=2, ui_reps=3,
-                   postprocess_seconds=30.0, postprocess_reps=3, preview=("medium", 10, 3),
-                   memory_minutes=(5.0, 10.0, 20.0), memory_generation=(30, 300), decoders=None),
-}
-
-
-def decoders(hub: Path, work: Path, profile: Profile) -> dict:
-    """audiocraft's decode loop against the static loop at each CPU weight precision (:mod:`.decoders`)."""
-    from . import decoders as comparison
-
-    if profile.decoders is None:
-        return {"not_run": "this profile compares the decode loops in its GPU section"}
-    return comparison.run(hub, work, profile)
-
-
-#: Scenarios that run on a server or process of their own, so ``--only`` can run them alone.
-FOCUSED: dict[str, Callable[[Path, Path, Profile], dict]] = {
-    "preview": preview_cost, "library": library_speed, "worker_ipc": worker_ipc, "worker_memory": worker_memory,
-    "decoders": decoders, "variations": variations_speed}

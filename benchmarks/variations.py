@@ -9,16 +9,16 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .appjobs import app_generate, generation_params, interleave
 from .procs import AppClient, BenchError, Server
+from .stats import summary
 
 if TYPE_CHECKING:
-    from .scenarios import Profile
+    from .profiles import Profile
 
 
 def variations_speed(hub: Path, work: Path, profile: Profile) -> dict:
     """Time ``variations: N`` against N single jobs (the seeds s .. s+N-1 either way)."""
-    from .scenarios import app_generate, generation_params, interleave, summary
-
     key, seconds, takes, reps = profile.variations
     server = Server(hub, work / "variations-data", work / "variations-server.log", device=profile.device,
                     threads=profile.threads)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from audiocraft_webui.config import REPO_ROOT
-from benchmarks import gpu, pool, report, scenarios
+from benchmarks import gpu, pool, report, stats
 
 #: Every figure a CPU run reports, as paths into its "results".
 FIGURES = [
@@ -87,12 +87,12 @@ def test_bandwidth_table_knows_the_usual_gpus(name: str, bandwidth: float | None
 
 def test_couple_interval_resamples_whole_couples() -> None:
     alike = [[0.98, 1.0, 1.02]] * 6
-    assert scenarios.couple_interval(alike) == [1.0, 1.0]
+    assert stats.couple_interval(alike) == [1.0, 1.0]
     apart = [[0.95, 0.96], [1.0, 1.01], [1.05, 1.06], [0.99, 1.02], [1.03, 0.97]]
-    low, high = scenarios.couple_interval(apart)
+    low, high = stats.couple_interval(apart)
     pooled = statistics.median(ratio for couple in apart for ratio in couple)
     assert 0.95 <= low < pooled < high <= 1.06
-    assert scenarios.couple_interval(apart) == [low, high]
+    assert stats.couple_interval(apart) == [low, high]
 
 
 def bench_run(created: str, couples: list[list[float]]) -> dict:

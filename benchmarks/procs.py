@@ -165,8 +165,8 @@ def log_tail(path: Path, lines: int = 30) -> str:
 class Server:
     """One ``webui.py`` process on a free loopback port, started on an offline hub.
 
-    It runs audiocraft's decode loop (``--decoder audiocraft``) like the direct process it is compared with,
-    so a ratio measures the app's own cost; the ``decoders`` scenario compares the loops themselves.
+    Its decode loop is the product's default (``--decoder auto``), as is the direct process's engine, so a
+    ratio measures the app's own cost; the ``decoders`` scenario compares the loops themselves.
     """
 
     def __init__(self, hub: Path, data_dir: Path, log: Path, *, device: str, threads: int,
@@ -175,7 +175,7 @@ class Server:
         self.data_dir = data_dir
         self.log = log
         self.command = [sys.executable, "webui.py", "--data-dir", str(data_dir), "--device", device,
-                        "--threads", str(threads), "--log-level", "WARNING", "--decoder", "audiocraft", *flags]
+                        "--threads", str(threads), "--log-level", "WARNING", *flags]
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 

@@ -114,3 +114,38 @@ def test_a_worker_that_cannot_start_is_reported_not_restarted_forever(isolated):
     assert services.worker_process.starts == 3
     second = finished(log, submit(log))
     assert second["state"] == "failed" and services.worker_process.starts == 3, "no restart loop"
+
+
+class SentEvents:
+    """Stands in for the worker's event pipe: keeps what would cross it."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple] = []
+
+    def send(self, message: tuple) -> None:
+        self.messages.append(message)
+
+
+def test_progress_crosses_at_most_every_interval_while_results_and_the_end_always_cross():
+    from audiocraft_webui.workerproc.child import PROGRESS_INTERVAL_S, Cancelled, Worker, WorkerSettings
+    from audiocraft_webui.workerproc.wire import CallbackRef
+
+    events = SentEvents()
+    worker = Worker(WorkerSettings(engine="audiocraft", device="cpu", threads=1, demucs_model="htdemucs",
+                                   demucs_shifts=1, demucs_overlap=0.25), events)
+    on_step = worker._callback(7, CallbackRef(0), "generate")
+    on_chunk = worker._callback(7, CallbackRef(1), "generate")
+    started = time.monotonic()
+    for step in range(2000):
+        on_step(step / 2000)
+        on_chunk({"seq": step})
+    on_step(1.0)
+    elapsed = time.monotonic() - started
+    progress = [message[3][0] for message in events.messages if message[2] == 0]
+    chunks = [message for message in events.messages if message[2] == 1]
+    assert len(chunks) == 2000  # preview audio is never dropped
+    assert progress[0] == 0.0 and progress[-1] == 1.0 and progress == sorted(progress)
+    assert len(progress) <= elapsed / PROGRESS_INTERVAL_S + 2 < 2001
+    worker.cancelled.add(7)
+    with pytest.raises(Cancelled):
+        on_step(0.99)

@@ -75,6 +75,15 @@ def app_memory_mb(pid: int) -> dict[str, float]:
     return total
 
 
+def app_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a server and its worker process together: the app's whole cost, wherever it ran."""
+    total = 0.0
+    for process in (pid, *worker_pids(pid)):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(process)
+    return total
+
+
 def reset_app_peak(pid: int) -> bool:
     """Reset the peak RSS of a server and its worker; False where the kernel does not allow it."""
     return all([reset_peak(process) for process in (pid, *worker_pids(pid))])
@@ -229,7 +238,7 @@ class JobTiming:
         wall: seconds from emitting the request to receiving the job's terminal event.
         first_progress: seconds from emitting the request to the job's first progress event.
         ack: seconds from emitting the request to its acknowledgement.
-        server_cpu: CPU seconds the server process spent meanwhile (every thread).
+        server_cpu: CPU seconds the server and its worker process spent meanwhile (every thread).
         result: the terminal event's payload.
         phases: seconds from emitting the request to the first progress event of each phase.
         first_preview: seconds from emitting the request to the job's first ``audio_preview`` (None: none came).
@@ -281,7 +290,7 @@ class AppClient:
             BenchError: the request was refused, the job did not finish in time, or it did not succeed.
         """
         pid = self.server.pid
-        cpu_before = cpu_seconds(pid)
+        cpu_before = app_cpu_seconds(pid)
         started = time.perf_counter()
         ack = self.sio.call(event, payload, timeout=60)
         acked = time.perf_counter()
@@ -294,7 +303,7 @@ class AppClient:
             finished, result = self._find(job_id, terminal)
             first = self._find(job_id, progress)
             preview = self._find(job_id, "audio_preview")
-        server_cpu = cpu_seconds(pid) - cpu_before
+        server_cpu = app_cpu_seconds(pid) - cpu_before
         if result.get("state") != "done":
             raise BenchError(f"job {job_id} ended {result.get('state')}: {result.get('error')}\n"
                              f"{log_tail(self.server.log)}")

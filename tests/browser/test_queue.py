@@ -20,6 +20,8 @@ def test_two_tabs_see_the_same_queue_and_can_cancel_each_others_jobs(new_page, l
     row = second.locator(QUEUE_ITEMS).first
     expect(row).to_have_attribute("data-state", "running")
     expect(row.locator("[data-role=queue-label]")).to_have_text("tab one: long ambient drone")
+    # The row says the job's real phase (the hands-on test saw "Starting" for every phase).
+    expect(row.locator("[data-role=queue-phase]")).to_have_text("Generating", timeout=60_000)
     expect(second.locator("[data-role=queue]")).to_have_attribute("data-state", "busy")
 
     waiting = submit(second, "tab two: queued behind it")

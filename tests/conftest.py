@@ -56,6 +56,28 @@ def tiny_hub() -> Path:
     return TINY_HUB
 
 
+@pytest.fixture(scope="module")
+def models(tiny_hub):
+    """``models(name)``: each tiny MusicGen loaded once per test module, on one torch thread (the tiny models
+    run best on one)."""
+    import torch
+    from audiocraft.models import MusicGen
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cache: dict = {}
+
+    def load(name: str):
+        if name not in cache:
+            with compat.checkpoint_globals():
+                cache[name] = MusicGen.get_pretrained(f"facebook/musicgen-{name}", device="cpu")
+        return cache[name]
+
+    yield load
+    cache.clear()
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     """A fresh data folder (static/audio, settings ...) for one test."""

@@ -15,7 +15,6 @@ import weakref
 import numpy as np
 import pytest
 
-from audiocraft_webui import compat
 from audiocraft_webui.engines import GenerationSpec
 from audiocraft_webui.engines.audiocraft_musicgen import AudiocraftEngine
 from audiocraft_webui.engines.codecstream import AudioChunk, PreviewStream
@@ -24,27 +23,6 @@ from audiocraft_webui.models import ModelCatalog
 
 FRAMES = 12
 MODEL_OF = {"text": "small", "melody": "melody", "stereo": "stereo-small", "continuation": "small"}
-
-
-@pytest.fixture(scope="module")
-def models(tiny_hub):
-    """Load each tiny MusicGen once for the module, on one torch thread."""
-    import torch
-    from audiocraft.models import MusicGen
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    cache: dict = {}
-
-    def load(name: str):
-        if name not in cache:
-            with compat.checkpoint_globals():
-                cache[name] = MusicGen.get_pretrained(f"facebook/musicgen-{name}", device="cpu")
-        return cache[name]
-
-    yield load
-    cache.clear()
-    torch.set_num_threads(threads)
 
 
 def tone(seconds: float):

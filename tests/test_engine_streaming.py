@@ -12,33 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from audiocraft_webui import compat
 from audiocraft_webui.engines.codecstream import AudioChunk, IncrementalDecoder, PreviewStream
 from audiocraft_webui.engines.tokentap import StreamingError, tap_tokens
 
 TOLERANCE = 1e-3  # max abs difference between the preview and the final decode
 MIN_CHUNK, MAX_CHUNK = 16000, 32000  # 0.5 s and 1 s at 32 kHz
-
-
-@pytest.fixture(scope="module")
-def models(tiny_hub):
-    """Load each tiny MusicGen once for the module; one torch thread, as the tiny models run best."""
-    import torch
-    from audiocraft.models import MusicGen
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    cache: dict = {}
-
-    def load(name: str):
-        if name not in cache:
-            with compat.checkpoint_globals():
-                cache[name] = MusicGen.get_pretrained(f"facebook/musicgen-{name}", device="cpu")
-        return cache[name]
-
-    yield load
-    cache.clear()
-    torch.set_num_threads(threads)
 
 
 class Recorder(PreviewStream):

@@ -203,6 +203,22 @@ function render(player) {
   draw(player, shown);
 }
 
+/**
+ * A colour variable of the stylesheet as the canvas can use it: the variables are `light-dark()` pairs, which
+ * only an element's computed colour resolves.
+ * @param {Element} parent where the variable is read
+ * @param {string} name e.g. `--wave-played`
+ * @returns {string} an `rgb()` colour
+ */
+function themeColor(parent, name) {
+  const probe = document.createElement("span");
+  probe.style.color = `var(${name})`;
+  parent.append(probe);
+  const { color } = getComputedStyle(probe);
+  probe.remove();
+  return color;
+}
+
 /** Peaks as bars: the played part in the accent colour, a line at the play position. */
 function draw(player, { position, duration, peaks } = view(player)) {
   const { wave } = player;
@@ -212,7 +228,8 @@ function draw(player, { position, duration, peaks } = view(player)) {
   if (!width || !height) return;
   if (wave.width !== width || wave.height !== height) Object.assign(wave, { width, height });
   const ctx = wave.getContext("2d");
-  const styles = getComputedStyle(wave);
+  const parent = wave.parentElement;
+  const [playedColor, restColor, cursorColor] = ["--wave-played", "--wave-rest", "--wave-cursor"].map((name) => themeColor(parent, name));
   const played = duration ? position / duration : 0;
   ctx.clearRect(0, 0, width, height);
   const bar = Math.max(1, Math.floor(2 * ratio));
@@ -220,9 +237,9 @@ function draw(player, { position, duration, peaks } = view(player)) {
   for (let x = 0; x < width; x += bar + 1) {
     const peak = peaks.length ? peaks[Math.min(peaks.length - 1, Math.floor((x / width) * peaks.length))] : 0;
     const half = Math.max(ratio, Math.min(1, Math.abs(peak)) * middle * 0.95);
-    ctx.fillStyle = x / width <= played ? styles.getPropertyValue("--wave-played") : styles.getPropertyValue("--wave-rest");
+    ctx.fillStyle = x / width <= played ? playedColor : restColor;
     ctx.fillRect(x, middle - half, bar, half * 2);
   }
-  ctx.fillStyle = styles.getPropertyValue("--wave-cursor");
+  ctx.fillStyle = cursorColor;
   ctx.fillRect(Math.min(width - ratio, played * width), 0, ratio, height);
 }

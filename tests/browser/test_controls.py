@@ -14,6 +14,7 @@ from .ui import (
     forgive,
     generate,
     open_app,
+    sent_submits,
     set_number,
     setting,
     submit,
@@ -27,18 +28,6 @@ RANGES = ("duration", "top_k", "top_p", "temperature", "cfg_coef")
 def boot(page: Page) -> dict:
     """The boot config the server rendered into the page."""
     return json.loads(page.locator("#boot").text_content())
-
-
-def sent_submits(page: Page) -> list[dict]:
-    """Collect the payload of every submit_sliders frame the page sends from now on."""
-    payloads: list[dict] = []
-
-    def on_frame(frame: object) -> None:
-        if isinstance(frame, str) and '"submit_sliders"' in frame:
-            payloads.append(json.loads(frame[frame.index("["):])[1])
-
-    page.on("websocket", lambda socket: socket.on("framesent", on_frame))
-    return payloads
 
 
 def row(page: Page, name: str):

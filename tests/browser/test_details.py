@@ -10,22 +10,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-from .ui import generate, open_app, set_number, setting, submit, wait_state
+from .ui import generate, open_app, sent_submits, set_number, setting, submit, wait_state
 
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 CARD = "[data-role=track-card]"
-
-
-def sent_submits(page: Page) -> list[dict]:
-    """The payload of every submit_sliders frame the page sends from now on."""
-    payloads: list[dict] = []
-
-    def on_frame(frame: object) -> None:
-        if isinstance(frame, str) and '"submit_sliders"' in frame:
-            payloads.append(json.loads(frame[frame.index("["):])[1])
-
-    page.on("websocket", lambda socket: socket.on("framesent", on_frame))
-    return payloads
 
 
 def shown(value: float, digits: int = 1) -> str:

@@ -13,6 +13,7 @@ from .ui import (
     JOB_TIMEOUT_MS,
     choose_file,
     open_app,
+    sent_submits,
     set_number,
     setting,
     submit,
@@ -59,18 +60,6 @@ def wait_live_time(page: Page, seconds: float) -> None:
                if (!running) throw new Error("the job ended before the preview played {seconds} s");
                return time !== null && time >= {seconds}; }}""",
         timeout=JOB_TIMEOUT_MS)
-
-
-def sent_submits(page: Page) -> list[dict]:
-    """Collect the payload of every submit_sliders frame the page sends from now on."""
-    payloads: list[dict] = []
-
-    def on_frame(frame: object) -> None:
-        if isinstance(frame, str) and '"submit_sliders"' in frame:
-            payloads.append(json.loads(frame[frame.index("["):])[1])
-
-    page.on("websocket", lambda socket: socket.on("framesent", on_frame))
-    return payloads
 
 
 def test_the_preview_plays_while_generating_then_the_file_takes_over(page: Page, live_server) -> None:

@@ -145,3 +145,15 @@ _WATCH_ATTRIBUTE = """([selector, name]) => {
 def watch_attribute(page: Page, selector: str, name: str) -> JSHandle:
     """Record every value an attribute takes from now on (states that last less than a poll are kept too)."""
     return page.evaluate_handle(_WATCH_ATTRIBUTE, [selector, name])
+
+
+def sent_submits(page: Page) -> list[dict]:
+    """Collect the payload of every submit_sliders frame the page sends from now on."""
+    payloads: list[dict] = []
+
+    def on_frame(frame: object) -> None:
+        if isinstance(frame, str) and '"submit_sliders"' in frame:
+            payloads.append(json.loads(frame[frame.index("["):])[1])
+
+    page.on("websocket", lambda socket: socket.on("framesent", on_frame))
+    return payloads

@@ -17,8 +17,9 @@ CARD = "[data-role=track-card]"
 
 
 def shown(value: float, digits: int = 1) -> str:
-    """A number as the page writes it in English (rounded half away from zero, as Intl does)."""
-    return str(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+    """A number as the page writes it in English: Intl rounds the number's shortest decimal form ("-8.85", not the
+    binary double just above it) half away from zero."""
+    return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
 
 
 def record(server, name: str) -> dict:

@@ -152,3 +152,14 @@ def test_a_tab_that_leaves_mid_stream_costs_nothing(fake, fake_engine):
     assert services.preview._streams == {} and services.worker.alive
     next_job = submit(tab, 1)
     assert tab.wait("on_finish_audio", where=lambda p: p["job_id"] == next_job)["state"] == "done"
+
+
+def test_watching_a_job_made_without_a_preview_is_refused_with_no_preview(make_app, fake_engine):
+    app = make_app(engine=fake_engine)  # its worker is not started: the job stays queued
+    log = EventLog(app.extensions["socketio"].test_client(app, flask_test_client=app.test_client()))
+    ack = log.client.emit("submit_sliders", {"prompt": "p", "model": "small", "auto_tune": False, "preview": False,
+                                             "values": {"duration": 2}}, callback=True)
+    assert ack["ok"], ack
+    refused = log.client.emit("watch_preview", {"job_id": ack["job_id"]}, callback=True)
+    assert refused["ok"] is False and refused["error"]["type"] == "no_preview" and refused["error"]["message"]
+    log.client.disconnect()

@@ -37,6 +37,7 @@ export function initPlayer(root) {
     download: $("[data-role=player-download]", box),
     name: null,
     peaks: [],
+    colors: null, // the waveform's resolved colours, read again when the theme changes
     frame: 0,
     handover: null,
     live: null,
@@ -58,7 +59,10 @@ export function initPlayer(root) {
   on("audio:playing", ({ source }) => {
     if (source !== SOURCE) player.audio.pause();
   });
-  on("theme:changed", () => draw(player));
+  on("theme:changed", () => {
+    player.colors = null; // resolved again from the new palette at the next draw
+    draw(player);
+  });
 }
 
 function loadTrack(player, track) {
@@ -204,19 +208,21 @@ function render(player) {
 }
 
 /**
- * A colour variable of the stylesheet as the canvas can use it: the variables are `light-dark()` pairs, which
- * only an element's computed colour resolves.
- * @param {Element} parent where the variable is read
- * @param {string} name e.g. `--wave-played`
- * @returns {string} an `rgb()` colour
+ * The waveform's colours as the canvas can use them. The stylesheet's variables are `light-dark()` pairs, which
+ * only an element's computed colour resolves, so they are read once per theme, not at every frame.
+ * @param {Element} parent where the variables are read
+ * @returns {{played: string, rest: string, cursor: string}} `rgb()` colours
  */
-function themeColor(parent, name) {
+function waveColors(parent) {
   const probe = document.createElement("span");
-  probe.style.color = `var(${name})`;
   parent.append(probe);
-  const { color } = getComputedStyle(probe);
+  const read = (name) => {
+    probe.style.color = `var(${name})`;
+    return getComputedStyle(probe).color;
+  };
+  const colors = { played: read("--wave-played"), rest: read("--wave-rest"), cursor: read("--wave-cursor") };
   probe.remove();
-  return color;
+  return colors;
 }
 
 /** Peaks as bars: the played part in the accent colour, a line at the play position. */
@@ -228,8 +234,8 @@ function draw(player, { position, duration, peaks } = view(player)) {
   if (!width || !height) return;
   if (wave.width !== width || wave.height !== height) Object.assign(wave, { width, height });
   const ctx = wave.getContext("2d");
-  const parent = wave.parentElement;
-  const [playedColor, restColor, cursorColor] = ["--wave-played", "--wave-rest", "--wave-cursor"].map((name) => themeColor(parent, name));
+  player.colors ??= waveColors(wave.parentElement);
+  const { played: playedColor, rest: restColor, cursor: cursorColor } = player.colors;
   const played = duration ? position / duration : 0;
   ctx.clearRect(0, 0, width, height);
   const bar = Math.max(1, Math.floor(2 * ratio));
